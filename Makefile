@@ -1,0 +1,48 @@
+# The two commands of the quick start: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# make run: production-like (DEBUG off, gunicorn, whitenoise); a local secret is made once.
+RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(HOST):$(PORT)"
+# make test: the suite needs a SECRET_KEY; DATABASE_URL / REDIS_URL pass through when set.
+TEST_ENV = SECRET_KEY="$${SECRET_KEY:-test-only-secret-key}"
+
+.PHONY: run test lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.run-deps: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.run-deps
+
+.secret_key:
+	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+
+run: $(VENV)/.run-deps .secret_key
+	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
+	$(RUN_ENV) $(BIN)/python manage.py collectstatic --no-input --verbosity 0
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo
+	$(RUN_ENV) $(BIN)/gunicorn -c config/gunicorn.conf.py
+
+test: $(VENV)/.dev-deps
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-deps
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3

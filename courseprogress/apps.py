@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CourseprogressConfig(AppConfig):
+    name = "courseprogress"
+    verbose_name = "Course catalog"

@@ -1,0 +1,129 @@
+"""Every failure under the API paths as {"success": false, "message": ...[, "errors": ...]}."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from courseprogress.renderers import EnvelopeJSONRenderer
+
+logger = logging.getLogger("courseprogress.api")
+
+STATUS_MESSAGES = {
+    400: "Invalid request",
+    401: "Authentication credentials were not provided or are invalid",
+    403: "Access denied",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def failure(status_code: int, message: str | None = None, errors: dict | None = None) -> dict:
+    body = {"success": False, "message": message or STATUS_MESSAGES.get(status_code, "Error")}
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def json_failure(status_code: int, message: str | None = None) -> JsonResponse:
+    return JsonResponse(failure(status_code, message), status=status_code)
+
+
+def _errors(detail) -> dict:
+    """A ValidationError's detail as {"field": ["message", ...]}."""
+    if isinstance(detail, dict):
+        out = {}
+        for field, value in detail.items():
+            if isinstance(value, dict):
+                for sub, messages in _errors(value).items():
+                    out[f"{field}.{sub}"] = messages
+            elif isinstance(value, list):
+                out[field] = [str(item) for item in _flatten(value)]
+            else:
+                out[field] = [str(value)]
+        return out
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(item) for item in _flatten(detail)]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def _flatten(items):
+    for item in items:
+        if isinstance(item, list | tuple):
+            yield from _flatten(item)
+        elif isinstance(item, dict):
+            for messages in _errors(item).values():
+                yield from messages
+        else:
+            yield item
+
+
+def api_exception_handler(exc, context):
+    # Errors are JSON for every client, including browsers that asked for the browsable API.
+    request = context.get("request")
+    if request is not None:
+        request.accepted_renderer = EnvelopeJSONRenderer()
+        request.accepted_media_type = "application/json"
+
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        set_rollback()
+        return Response(failure(413), status=413)
+
+    if isinstance(exc, Conflict):
+        set_rollback()
+        return Response(failure(409, exc.message), status=409)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+
+    if isinstance(exc, exceptions.ValidationError):
+        set_rollback()
+        return Response(failure(400, "Validation failed", _errors(exc.detail)), status=400)
+
+    if isinstance(exc, exceptions.APIException):
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None) is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        code = exc.status_code
+        if code == 403:
+            message = "Access denied"
+        elif isinstance(exc.detail, str) and exc.detail:
+            message = str(exc.detail)
+        else:
+            message = STATUS_MESSAGES.get(code)
+        if code == 401:
+            message = STATUS_MESSAGES[401]
+        set_rollback()
+        return Response(failure(code, message), status=code, headers=headers)
+
+    # Anything else is a bug: log it with its traceback, answer with no detail.
+    logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+    set_rollback()
+    return Response(failure(500), status=500)
+
+
+class Conflict(Exception):
+    """A request that is well formed but not allowed in the current state (409)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

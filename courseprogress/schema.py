@@ -1,0 +1,49 @@
+"""OpenAPI descriptions of the envelope, so that generated clients see the real bodies."""
+
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+_MESSAGES = {
+    400: "Validation failed: `errors` names each field",
+    401: "No or bad credentials",
+    403: "Access denied",
+    404: "Not found",
+    409: "Not allowed in the current state",
+    413: "Request body too large",
+}
+
+
+class PaginationOut(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1)
+    limit = serializers.IntegerField(min_value=1)
+    totalItems = serializers.IntegerField(min_value=0)
+    totalPages = serializers.IntegerField(min_value=0)
+
+
+class FailureOut(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+
+
+class ValidationFailureOut(FailureOut):
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+def envelope(name: str, results, *, paginated: bool = False):
+    fields = {
+        "success": serializers.BooleanField(),
+        "message": serializers.CharField(),
+        "results": results,
+    }
+    if paginated:
+        fields["pagination"] = PaginationOut()
+    return inline_serializer(name=name, fields=fields)
+
+
+def responses(ok: dict, *codes: int) -> dict:
+    """`ok` maps success codes to envelopes; `codes` are the failures the endpoint can answer."""
+    out = dict(ok)
+    for code in codes:
+        body = ValidationFailureOut if code == 400 else FailureOut
+        out[code] = OpenApiResponse(body, description=_MESSAGES[code])
+    return out

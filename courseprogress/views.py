@@ -1,0 +1,71 @@
+"""Site-wide endpoints: API tokens and the health check."""
+
+import logging
+import uuid
+
+from django.contrib.auth import authenticate
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from courseprogress.schema import envelope, responses
+from progress.serializers import TokenIn, TokenOut
+
+logger = logging.getLogger("courseprogress.health")
+
+
+class TokenView(APIView):
+    """POST /auth/token: a username and password for the user's API token."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    success_message = "Token issued successfully"
+
+    @extend_schema(
+        operation_id="auth_token",
+        request=TokenIn,
+        responses=responses({200: envelope("TokenEnvelope", TokenOut())}, 400, 401),
+    )
+    def post(self, request):
+        serializer = TokenIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(
+            request,
+            username=serializer.validated_data["username"],
+            password=serializer.validated_data["password"],
+        )
+        if user is None:
+            raise AuthenticationFailed()
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+def healthz(request):
+    """200 when the database answers; the cache is "ok" or "degraded" and never fails the check."""
+    body = {"status": "ok", "database": "ok", "cache": "ok"}
+    status = 200
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:
+        logger.warning("Health check: the database is unreachable", exc_info=True)
+        body.update(status="error", database="unavailable")
+        status = 503
+    probe = uuid.uuid4().hex
+    try:
+        cache.set("healthz:probe", probe, 10)
+        if cache.get("healthz:probe") != probe:
+            raise RuntimeError("the cache did not return what was stored")
+    except Exception:
+        logger.warning("Health check: the cache is degraded", exc_info=True)
+        body["cache"] = "degraded"
+    response = JsonResponse(body, status=status)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class ProgressConfig(AppConfig):
+    name = "progress"
+    verbose_name = "Learner progress"
+
+    def ready(self):
+        from progress import signals
+
+        signals.connect()

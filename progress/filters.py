@@ -1,0 +1,112 @@
+"""Query parameters of the list endpoints. A value outside its allowed set is a 400."""
+
+from datetime import date, datetime, time, timedelta
+
+import django_filters
+from django import forms
+from django.db.models import F
+from django.utils import timezone
+
+from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
+
+
+class DateOrDateTimeField(forms.Field):
+    """An ISO 8601 date or date-time. Cleans to (aware datetime, is_whole_day)."""
+
+    default_error_messages = {"invalid": "Enter an ISO 8601 date or date-time."}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                start = datetime.combine(day, time.min)
+                return timezone.make_aware(start, timezone.get_default_timezone()), True
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_default_timezone())
+        return moment, False
+
+
+class DateOrDateTimeFilter(django_filters.Filter):
+    field_class = DateOrDateTimeField
+
+    def __init__(self, *args, end: bool = False, **kwargs):
+        self.end = end
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value is None:
+            return qs
+        moment, whole_day = value
+        if not self.end:
+            return qs.filter(**{f"{self.field_name}__gte": moment})
+        if whole_day:  # the whole of that day in TIME_ZONE
+            return qs.filter(**{f"{self.field_name}__lt": moment + timedelta(days=1)})
+        return qs.filter(**{f"{self.field_name}__lte": moment})
+
+
+def _after(start: datetime, end: tuple[datetime, bool]) -> bool:
+    moment, whole_day = end
+    return start >= moment + timedelta(days=1) if whole_day else start > moment
+
+
+class ActivityFilter(django_filters.FilterSet):
+    """3.4: startDate/endDate (inclusive, on the row's last update) and status."""
+
+    startDate = DateOrDateTimeFilter(field_name="updated_at")
+    endDate = DateOrDateTimeFilter(field_name="updated_at", end=True)
+    status = django_filters.ChoiceFilter(field_name="status", choices=ProgressStatus.choices)
+
+    class Meta:
+        model = ContentProgress
+        fields = []
+
+    def is_valid(self):
+        valid = super().is_valid()
+        if valid:
+            start = self.form.cleaned_data.get("startDate")
+            end = self.form.cleaned_data.get("endDate")
+            if start and end and _after(start[0], end):
+                self.form.add_error("startDate", "startDate must not be after endDate.")
+                return False
+        return valid
+
+
+SORT_FIELDS = {
+    "progress": "progress",
+    "enrollmentDate": "enrolled_at",
+    "completionDate": "completed_at",
+}
+
+
+class CourseLearnersFilter(django_filters.FilterSet):
+    """3.2: status, sortBy and order. Ties break on userId; a null completionDate sorts last."""
+
+    status = django_filters.ChoiceFilter(field_name="status", choices=EnrollmentStatus.choices)
+    sortBy = django_filters.ChoiceFilter(
+        choices=[(name, name) for name in SORT_FIELDS], method="sort_later", empty_label=None
+    )
+    order = django_filters.ChoiceFilter(
+        choices=[("asc", "asc"), ("desc", "desc")], method="sort_later", empty_label=None
+    )
+
+    class Meta:
+        model = Enrollment
+        fields = []
+
+    def sort_later(self, queryset, name, value):
+        return queryset  # sortBy and order act together, in filter_queryset
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        field = F(SORT_FIELDS[self.form.cleaned_data.get("sortBy") or "enrollmentDate"])
+        if self.form.cleaned_data.get("order") == "desc":
+            ordering = field.desc(nulls_last=True)
+        else:
+            ordering = field.asc(nulls_last=True)
+        return queryset.order_by(ordering, "user_id")

@@ -1,0 +1,218 @@
+"""Enrollment and ContentProgress, stored in the guide's tables and columns (contract section 4)."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import JSONField, Q, Value
+from django.db.models.functions import Now
+from django.utils import timezone
+
+
+class EnrollmentStatus(models.TextChoices):
+    ENROLLED = "ENROLLED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    CERTIFIED = "CERTIFIED"
+    DROPPED = "DROPPED"
+    EXPIRED = "EXPIRED"
+
+
+class ProgressStatus(models.TextChoices):
+    NOT_STARTED = "NOT_STARTED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    LOCKED = "LOCKED"
+
+
+ACTIVE_ENROLLMENT_STATUSES = frozenset(
+    {
+        EnrollmentStatus.ENROLLED,
+        EnrollmentStatus.IN_PROGRESS,
+        EnrollmentStatus.COMPLETED,
+        EnrollmentStatus.CERTIFIED,
+    }
+)
+
+# The moves a person (or a command) may ask for; automatic moves follow the same arrows forward.
+ALLOWED_MOVES: dict[str, frozenset[str]] = {
+    EnrollmentStatus.ENROLLED: frozenset(
+        {EnrollmentStatus.IN_PROGRESS, EnrollmentStatus.DROPPED, EnrollmentStatus.EXPIRED}
+    ),
+    EnrollmentStatus.IN_PROGRESS: frozenset(
+        {EnrollmentStatus.COMPLETED, EnrollmentStatus.DROPPED, EnrollmentStatus.EXPIRED}
+    ),
+    EnrollmentStatus.COMPLETED: frozenset(
+        {EnrollmentStatus.CERTIFIED, EnrollmentStatus.DROPPED, EnrollmentStatus.EXPIRED}
+    ),
+    EnrollmentStatus.CERTIFIED: frozenset(),
+    EnrollmentStatus.DROPPED: frozenset({EnrollmentStatus.ENROLLED}),
+    EnrollmentStatus.EXPIRED: frozenset({EnrollmentStatus.ENROLLED}),
+}
+
+# How far a progress status has got; the learner merge keeps the further one.
+PROGRESS_RANK = {
+    ProgressStatus.NOT_STARTED: 0,
+    ProgressStatus.IN_PROGRESS: 1,
+    ProgressStatus.COMPLETED: 2,
+}
+
+
+def _in(field: str, choices) -> Q:
+    return Q(**{f"{field}__in": [value for value, _ in choices.choices]})
+
+
+class Enrollment(models.Model):
+    id = models.AutoField(primary_key=True, db_column="enrollmentid")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="enrollments",
+        db_column="userid",
+        db_index=False,  # the unique (userid, courseid) index leads with userid
+    )
+    course = models.ForeignKey(
+        "courseprogress.Course",
+        on_delete=models.CASCADE,
+        related_name="enrollments",
+        db_column="courseid",
+        db_index=False,  # idx_enrollments_course leads with courseid
+    )
+    status = models.CharField(
+        max_length=50,
+        choices=EnrollmentStatus.choices,
+        default=EnrollmentStatus.ENROLLED,
+        db_default=EnrollmentStatus.ENROLLED,
+        db_column="enrollmentstatus",
+    )
+    enrolled_at = models.DateTimeField(
+        default=timezone.now, db_default=Now(), db_column="enrollmentdate"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True, db_column="completiondate")
+    certificate_url = models.URLField(
+        max_length=500, null=True, blank=True, db_column="certificateurl"
+    )
+    metadata = models.JSONField(
+        default=dict, db_default=Value({}, JSONField()), blank=True, db_column="metadata"
+    )
+    created_at = models.DateTimeField(
+        default=timezone.now, db_default=Now(), db_column="enrollment_created_at"
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, db_default=Now(), db_column="enrollment_updated_at"
+    )
+    # Bumped in the same transaction as every write that changes what this learner's cached
+    # reads show; cache keys carry it, so a lost Redis invalidation can never serve old data.
+    cache_version = models.BigIntegerField(default=1, db_default=1, editable=False)
+
+    class Meta:
+        db_table = "enrollments"
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "course"], name="enrollments_userid_courseid_key"
+            ),
+            models.CheckConstraint(
+                condition=_in("status", EnrollmentStatus), name="enrollments_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["course", "status"], name="idx_enrollments_course"),
+            models.Index(fields=["status"], name="idx_enrollments_status"),
+        ]
+        permissions = [
+            ("view_all_progress", "Can view every learner's progress in every course"),
+            ("update_any_progress", "Can post progress for any learner (system accounts)"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.course} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_ENROLLMENT_STATUSES
+
+
+class ContentProgress(models.Model):
+    id = models.AutoField(primary_key=True, db_column="progressid")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="content_progress",
+        db_column="userid",
+        db_index=False,  # the unique (userid, courseid, coursecontentid) index leads with userid
+    )
+    course = models.ForeignKey(
+        "courseprogress.Course",
+        on_delete=models.CASCADE,
+        related_name="content_progress",
+        db_column="courseid",
+        db_index=False,  # idx_progress_course_content leads with courseid
+    )
+    content = models.ForeignKey(
+        "courseprogress.CourseContent",
+        on_delete=models.CASCADE,
+        related_name="progress_rows",
+        db_column="coursecontentid",
+        db_index=False,  # idx_progress_content
+    )
+    status = models.CharField(
+        max_length=50,
+        choices=ProgressStatus.choices,
+        default=ProgressStatus.NOT_STARTED,
+        db_default=ProgressStatus.NOT_STARTED,
+        db_column="progressstatus",
+    )
+    duration = models.IntegerField(
+        default=0,
+        db_default=0,
+        db_column="activityduration",
+        help_text="Minutes spent on the content so far.",
+    )
+    percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        db_default=Decimal("0.00"),
+        db_column="progresspercent",
+    )
+    metadata = models.JSONField(
+        default=dict, db_default=Value({}, JSONField()), blank=True, db_column="metadata"
+    )
+    created_at = models.DateTimeField(
+        default=timezone.now, db_default=Now(), db_column="user_course_content_progress_created_at"
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, db_default=Now(), db_column="user_course_content_progress_updated_at"
+    )
+
+    class Meta:
+        db_table = "user_course_content_progress"
+        ordering = ["-updated_at", "-id"]
+        verbose_name = "content progress"
+        verbose_name_plural = "content progress"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "course", "content"],
+                name="user_course_content_progress_uniq",
+            ),
+            models.CheckConstraint(
+                condition=_in("status", ProgressStatus), name="progress_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(percent__gte=0) & Q(percent__lte=100), name="progress_percent_0_100"
+            ),
+            models.CheckConstraint(condition=Q(duration__gte=0), name="progress_duration_gte_0"),
+        ]
+        indexes = [
+            # One learner's rows in a course, newest update first (3.1, 3.4).
+            models.Index(fields=["user", "course", "-updated_at"], name="idx_progress_user_course"),
+            models.Index(fields=["content"], name="idx_progress_content"),
+            # Course-wide aggregates (3.2, 3.5).
+            models.Index(
+                fields=["course", "content", "status"], name="idx_progress_course_content"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user} / {self.content} ({self.status})"

@@ -1,0 +1,337 @@
+"""Every cross-row read. The database aggregates and filters; Python only shapes the rows."""
+
+from collections import defaultdict
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DecimalField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce
+from django.http import Http404
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from courseprogress.models import Course, CourseContent
+from courseprogress.pagination import PageLimitPagination
+from progress import cache
+from progress.filters import ActivityFilter, CourseLearnersFilter
+from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
+from progress.serializers import (
+    ENROLLMENT_VALUES,
+    PROGRESS_VALUES,
+    format_activity,
+    format_enrollment,
+    format_progress,
+    iso,
+    round2,
+)
+
+User = get_user_model()
+
+
+def ensure_course_and_user(*, course_id: int, user_id: int) -> None:
+    """404 for a course or a user that does not exist, in one query."""
+    user_exists = (
+        Course.objects.filter(pk=course_id)
+        .annotate(user_exists=Exists(User.objects.filter(pk=user_id)))
+        .values_list("user_exists", flat=True)
+        .first()
+    )
+    if user_exists is None:
+        raise Http404("Course not found.")
+    if not user_exists:
+        raise Http404("User not found.")
+
+
+def content_count(course_id: int) -> int:
+    """How many content items the course has; 404 when the course does not exist."""
+    count = (
+        Course.objects.filter(pk=course_id)
+        .annotate(n=Count("contents"))
+        .values_list("n", flat=True)
+        .first()
+    )
+    if count is None:
+        raise Http404("Course not found.")
+    return count
+
+
+def _activity_rows(*, course_id: int, user_ids) -> QuerySet:
+    return (
+        ContentProgress.objects.filter(course_id=course_id, user_id__in=user_ids)
+        .order_by("-updated_at", "-id")
+        .values(*PROGRESS_VALUES)
+    )
+
+
+# --- 3.1 ------------------------------------------------------------------------------------
+
+
+def learner_progress(*, course_id: int, user_id: int) -> dict:
+    """The enrollment (or None) and the progress rows, newest update first."""
+    enrollment = (
+        Enrollment.objects.filter(course_id=course_id, user_id=user_id)
+        .values(*ENROLLMENT_VALUES)
+        .first()
+    )
+    if enrollment is None:  # an enrollment proves both exist; without one, check
+        ensure_course_and_user(course_id=course_id, user_id=user_id)
+    rows = _activity_rows(course_id=course_id, user_ids=[user_id])
+    return {
+        "enrollments": format_enrollment(enrollment) if enrollment else None,
+        "activityLogs": [format_progress(row) for row in rows],
+    }
+
+
+def get_learner_progress(*, course_id: int, user_id: int) -> dict:
+    version = cache.learner_version(course_id=course_id, user_id=user_id)
+    if version is None:
+        return learner_progress(course_id=course_id, user_id=user_id)
+    return cache.get_or_compute(
+        cache.learner_key(course_id, user_id),
+        version,
+        lambda: learner_progress(course_id=course_id, user_id=user_id),
+        cache.ttl("LEARNER_PROGRESS"),
+    )
+
+
+# --- 3.4 ------------------------------------------------------------------------------------
+
+ACTIVITY_PARAMS = ("startDate", "endDate", "status", "page", "limit")
+COURSE_PAGE_PARAMS = ("status", "sortBy", "order", "page", "limit")
+
+
+def _relevant(params, names) -> dict:
+    return {name: params[name] for name in names if name in params}
+
+
+def activities_page(*, course_id: int, user_id: int, params) -> dict:
+    """One learner's rows in a course, filtered, newest update first, one page of them."""
+    filterset = ActivityFilter(
+        params,
+        queryset=ContentProgress.objects.filter(course_id=course_id, user_id=user_id).order_by(
+            "-updated_at", "-id"
+        ),
+    )
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    pagination = PageLimitPagination(default_limit=100, max_limit=1000)
+    rows, meta = pagination.paginate(filterset.qs.values(*PROGRESS_VALUES), params)
+    return {"results": [format_activity(row) for row in rows], "pagination": meta}
+
+
+def get_activities_page(*, course_id: int, user_id: int, params) -> dict:
+    params = _relevant(params, ACTIVITY_PARAMS)
+    version = cache.learner_version(course_id=course_id, user_id=user_id)
+    if version is None:  # not enrolled: check existence, do not cache
+        ensure_course_and_user(course_id=course_id, user_id=user_id)
+        return activities_page(course_id=course_id, user_id=user_id, params=params)
+    return cache.get_or_compute(
+        cache.activities_key(course_id, user_id, params),
+        version,
+        lambda: activities_page(course_id=course_id, user_id=user_id, params=params),
+        cache.ttl("LEARNER_PROGRESS"),
+    )
+
+
+# --- per-learner course progress (3.2, 3.6) -------------------------------------------------
+
+
+def progress_expression(contents: int):
+    """A learner's course progress as a database expression on an Enrollment queryset.
+
+    Each content item scores 100 when COMPLETED, else its percent, else 0 without a row; the
+    progress is the mean over all of the course's items.
+    """
+    if not contents:
+        return Value(Decimal(0), output_field=DecimalField())
+    score = Case(
+        When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
+        default=F("percent"),
+        output_field=DecimalField(max_digits=7, decimal_places=2),
+    )
+    total = (
+        ContentProgress.objects.filter(user_id=OuterRef("user_id"), course_id=OuterRef("course_id"))
+        .order_by()
+        .values("user_id")
+        .annotate(total=Sum(score))
+        .values("total")
+    )
+    return ExpressionWrapper(
+        Coalesce(Subquery(total), Value(Decimal(0)), output_field=DecimalField())
+        / Value(Decimal(contents)),
+        output_field=DecimalField(max_digits=9, decimal_places=4),
+    )
+
+
+def course_learners(*, course_id: int, contents: int) -> QuerySet:
+    """Enrollments of a course annotated with each learner's progress (3.2 filters and sorts)."""
+    return Enrollment.objects.filter(course_id=course_id).annotate(
+        progress=progress_expression(contents)
+    )
+
+
+def learner_entries(enrollments: list[dict], *, course_id: int) -> list[dict]:
+    """{"userId", "progress", "enrollments", "activityLogs"} for each enrollment, in order.
+
+    One query for the activity logs of all of them.
+    """
+    user_ids = [enrollment["user_id"] for enrollment in enrollments]
+    logs = defaultdict(list)
+    if user_ids:
+        for row in _activity_rows(course_id=course_id, user_ids=user_ids):
+            logs[row["user_id"]].append(format_progress(row))
+    return [
+        {
+            "userId": enrollment["user_id"],
+            "progress": round2(enrollment["progress"]),
+            "enrollments": format_enrollment(enrollment),
+            "activityLogs": logs[enrollment["user_id"]],
+        }
+        for enrollment in enrollments
+    ]
+
+
+def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
+    """3.2: one page of the course's learners, each with progress and activity logs."""
+    if contents is None:
+        contents = content_count(course_id)
+    filterset = CourseLearnersFilter(
+        params, queryset=course_learners(course_id=course_id, contents=contents)
+    )
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    pagination = PageLimitPagination(default_limit=20, max_limit=100)
+    enrollments, meta = pagination.paginate(
+        filterset.qs.values(*ENROLLMENT_VALUES, "progress"), params
+    )
+    return {"results": learner_entries(enrollments, course_id=course_id), "pagination": meta}
+
+
+def get_course_page(*, course_id: int, params) -> dict:
+    params = _relevant(params, COURSE_PAGE_PARAMS)
+    stamp = cache.course_stamp(course_id)
+    if stamp is None:
+        raise Http404("Course not found.")
+    return cache.get_or_compute(
+        cache.course_page_key(course_id, params),
+        stamp,
+        lambda: course_page(course_id=course_id, params=params),
+        cache.ttl("COURSE_PAGE"),
+    )
+
+
+def bulk_progress(*, course_id: int, user_ids: list[int], contents: int) -> list[dict]:
+    """3.6: the 3.2 entry of each user, in the order asked; null enrollment when not enrolled."""
+    enrollments = (
+        course_learners(course_id=course_id, contents=contents)
+        .filter(user_id__in=user_ids)
+        .values(*ENROLLMENT_VALUES, "progress")
+    )
+    entries = {
+        entry["userId"]: entry for entry in learner_entries(list(enrollments), course_id=course_id)
+    }
+    return [
+        entries.get(user_id)
+        or {"userId": user_id, "progress": 0, "enrollments": None, "activityLogs": []}
+        for user_id in user_ids
+    ]
+
+
+# --- 3.5 ------------------------------------------------------------------------------------
+
+
+def course_analytics(*, course_id: int) -> dict:
+    """Course analytics in three aggregate queries; no individual learner appears."""
+    completed = [EnrollmentStatus.COMPLETED, EnrollmentStatus.CERTIFIED]
+    # 1. The course (404 when missing) and its enrollments.
+    stats = Course.objects.filter(pk=course_id).aggregate(
+        course=Count("id", distinct=True),
+        total=Count("enrollments"),
+        active=Count("enrollments", filter=Q(enrollments__status=EnrollmentStatus.IN_PROGRESS)),
+        completed=Count("enrollments", filter=Q(enrollments__status__in=completed)),
+        completion_time=Avg(
+            ExpressionWrapper(
+                F("enrollments__completed_at") - F("enrollments__enrolled_at"),
+                output_field=DurationField(),
+            ),
+            filter=Q(enrollments__completed_at__isnull=False),
+        ),
+    )
+    if not stats["course"]:
+        raise Http404("Course not found.")
+
+    # 2. Every progress row of the course, and the scores of enrolled learners' rows.
+    score = Case(
+        When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
+        default=F("percent"),
+        output_field=DecimalField(max_digits=7, decimal_places=2),
+    )
+    enrolled = Exists(Enrollment.objects.filter(course_id=course_id, user_id=OuterRef("user_id")))
+    rows = ContentProgress.objects.filter(course_id=course_id).aggregate(
+        total=Count("id"),
+        score=Sum(score, filter=Q(enrolled)),
+    )
+
+    # 3. Engagement per content item, in course order.
+    engagement = (
+        CourseContent.objects.filter(course_id=course_id)
+        .annotate(
+            completions=Count(
+                "progress_rows", filter=Q(progress_rows__status=ProgressStatus.COMPLETED)
+            ),
+            avg_duration=Coalesce(Avg(Cast("progress_rows__duration", FloatField())), Value(0.0)),
+        )
+        .order_by("position", "id")
+        .values_list("id", "completions", "avg_duration")
+    )
+    content_engagement = [
+        {"contentId": pk, "completionCount": completions, "avgDuration": round2(avg)}
+        for pk, completions, avg in engagement
+    ]
+
+    total = stats["total"]
+    contents = len(content_engagement)
+    average_progress = float(rows["score"] or 0) / (contents * total) if contents and total else 0
+    completion_time = stats["completion_time"]
+    return {
+        "totalEnrollments": total,
+        "activeUsers": stats["active"],
+        "completedUsers": stats["completed"],
+        "averageProgress": round2(average_progress),
+        "completionRate": round2(100 * stats["completed"] / total) if total else 0,
+        "averageCompletionTime": (
+            round2(completion_time.total_seconds() / 86400) if completion_time is not None else None
+        ),
+        "totalActivities": rows["total"],
+        "contentEngagement": content_engagement,
+        "computedAt": iso(timezone.now()),
+    }
+
+
+def get_course_analytics(*, course_id: int) -> dict:
+    stamp = cache.course_stamp(course_id)
+    if stamp is None:
+        raise Http404("Course not found.")
+    return cache.get_or_compute_once(
+        cache.analytics_key(course_id),
+        stamp,
+        lambda: course_analytics(course_id=course_id),
+        cache.ttl("COURSE_ANALYTICS"),
+    )

@@ -1,0 +1,309 @@
+"""Input serializers validate shape; output formatters shape JSON.
+
+Output is built as plain dicts from the rows the selectors fetched (DRF field-by-field
+serialisation dominated the course page profile); the Serializer classes below the formatters
+describe the same fields for the OpenAPI schema, and tests compare both.
+"""
+
+import json
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from progress.models import EnrollmentStatus, ProgressStatus
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MAX_ID = 2**31 - 1
+MAX_METADATA_BYTES = 16 * 1024
+
+# --- output -------------------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC, ISO 8601 with milliseconds and Z: 2025-10-13T17:50:51.683Z."""
+    if value is None:
+        return None
+    value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+def _local(value: datetime) -> datetime:
+    return value.astimezone(timezone.get_default_timezone())
+
+
+def v_date(value: datetime) -> str:
+    """DD-Mon-YYYY in the server's TIME_ZONE, English month names whatever the locale."""
+    local = _local(value)
+    return f"{local.day:02d}-{MONTHS[local.month - 1]}-{local.year:04d}"
+
+
+def v_time(value: datetime) -> str:
+    return f"{_local(value):%H:%M:%S}"
+
+
+def v_fields(created: datetime, updated: datetime) -> dict:
+    return {
+        "v_created_date": v_date(created),
+        "v_created_time": v_time(created),
+        "v_updated_date": v_date(updated),
+        "v_updated_time": v_time(updated),
+    }
+
+
+def percent_str(value) -> str:
+    return f"{Decimal(value):.2f}"
+
+
+def round2(value) -> float:
+    return round(float(value or 0), 2)
+
+
+ENROLLMENT_VALUES = (
+    "id",
+    "user_id",
+    "course_id",
+    "status",
+    "enrolled_at",
+    "completed_at",
+    "certificate_url",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+PROGRESS_VALUES = (
+    "id",
+    "user_id",
+    "course_id",
+    "content_id",
+    "status",
+    "duration",
+    "percent",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+
+
+def format_enrollment(row) -> dict:
+    """An enrollment object from a values() dict or a model instance's vars()."""
+    return {
+        **v_fields(row["created_at"], row["updated_at"]),
+        "enrollmentId": row["id"],
+        "userId": row["user_id"],
+        "courseId": row["course_id"],
+        "enrollmentStatus": row["status"],
+        "enrollmentDate": iso(row["enrolled_at"]),
+        "completionDate": iso(row["completed_at"]),
+        "certificateUrl": row["certificate_url"] or None,
+        "metadata": row["metadata"] if row["metadata"] is not None else {},
+        "enrollment_created_at": iso(row["created_at"]),
+        "enrollment_updated_at": iso(row["updated_at"]),
+    }
+
+
+def format_progress(row) -> dict:
+    """A progress row / activity log object."""
+    return {
+        **v_fields(row["created_at"], row["updated_at"]),
+        "progressId": row["id"],
+        "userId": row["user_id"],
+        "courseId": row["course_id"],
+        "courseContentId": row["content_id"],
+        "progressStatus": row["status"],
+        "activityDuration": row["duration"],
+        "progressPercent": percent_str(row["percent"]),
+        "metadata": row["metadata"] if row["metadata"] is not None else {},
+        "user_course_content_progress_created_at": iso(row["created_at"]),
+        "user_course_content_progress_updated_at": iso(row["updated_at"]),
+    }
+
+
+def format_activity(row) -> dict:
+    """The shorter activity item of 3.4."""
+    return {
+        "progressId": row["id"],
+        "courseContentId": row["content_id"],
+        "progressStatus": row["status"],
+        "activityDuration": row["duration"],
+        "progressPercent": percent_str(row["percent"]),
+        **v_fields(row["created_at"], row["updated_at"]),
+    }
+
+
+# --- input --------------------------------------------------------------------------------
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: no strings, no booleans, no floats."""
+
+    default_error_messages = {"invalid": "A whole number is required."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class IdField(StrictIntegerField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+
+class PercentField(serializers.DecimalField):
+    """A JSON number from 0 to 100 with at most two decimals; NaN and Infinity are refused."""
+
+    default_error_messages = {"invalid": "A number from 0 to 100 is required."}
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            max_digits=5, decimal_places=2, min_value=Decimal(0), max_value=Decimal(100), **kwargs
+        )
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if isinstance(data, float) and not math.isfinite(data):
+            self.fail("invalid")
+        # repr() of a float is the shortest string that reads back the same: 33.33 -> "33.33".
+        return super().to_internal_value(repr(data) if isinstance(data, float) else data)
+
+
+class MetadataField(serializers.JSONField):
+    default_error_messages = {
+        "not_object": "A JSON object is required.",
+        "too_large": f"Metadata may be at most {MAX_METADATA_BYTES} bytes as JSON.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        try:
+            size = len(json.dumps(data, allow_nan=False).encode())
+        except ValueError:
+            self.fail("not_object")
+        if size > MAX_METADATA_BYTES:
+            self.fail("too_large")
+        return data
+
+
+class ProgressUpdateIn(serializers.Serializer):
+    courseId = IdField()
+    courseContentId = IdField()
+    progressStatus = serializers.ChoiceField(choices=ProgressStatus.choices)
+    activityDuration = StrictIntegerField(required=False, min_value=0, max_value=MAX_ID)
+    progressPercent = PercentField(required=False)
+    metadata = MetadataField(required=False)
+    userId = IdField(required=False)
+
+
+class BulkIn(serializers.Serializer):
+    courseId = IdField()
+    userIds = serializers.ListField(child=IdField(), min_length=1, max_length=100)
+
+    def validate_userIds(self, value):
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("User ids must be distinct.")
+        return value
+
+
+class EnrollIn(serializers.Serializer):
+    courseId = IdField()
+    userId = IdField(required=False)
+
+
+class EnrollmentPatchIn(serializers.Serializer):
+    enrollmentStatus = serializers.ChoiceField(choices=EnrollmentStatus.choices, required=False)
+    certificateUrl = serializers.URLField(max_length=500, required=False, allow_null=True)
+    metadata = MetadataField(required=False)
+
+
+class TokenIn(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=1024, style={"input_type": "password"})
+
+
+# --- output, described for the schema -----------------------------------------------------
+
+
+class _VirtualFields(serializers.Serializer):
+    v_created_date = serializers.CharField(help_text="DD-Mon-YYYY in the server's TIME_ZONE")
+    v_created_time = serializers.CharField(help_text="HH:MM:SS (24 h) in the server's TIME_ZONE")
+    v_updated_date = serializers.CharField()
+    v_updated_time = serializers.CharField()
+
+
+class EnrollmentOut(_VirtualFields):
+    enrollmentId = serializers.IntegerField()
+    userId = serializers.IntegerField()
+    courseId = serializers.IntegerField()
+    enrollmentStatus = serializers.ChoiceField(choices=EnrollmentStatus.choices)
+    enrollmentDate = serializers.DateTimeField()
+    completionDate = serializers.DateTimeField(allow_null=True)
+    certificateUrl = serializers.URLField(allow_null=True)
+    metadata = serializers.DictField()
+    enrollment_created_at = serializers.DateTimeField()
+    enrollment_updated_at = serializers.DateTimeField()
+
+
+class ProgressRowOut(_VirtualFields):
+    progressId = serializers.IntegerField()
+    userId = serializers.IntegerField()
+    courseId = serializers.IntegerField()
+    courseContentId = serializers.IntegerField()
+    progressStatus = serializers.ChoiceField(choices=ProgressStatus.choices)
+    activityDuration = serializers.IntegerField(min_value=0)
+    progressPercent = serializers.CharField(help_text='Two decimals, "0.00" to "100.00"')
+    metadata = serializers.DictField()
+    user_course_content_progress_created_at = serializers.DateTimeField()
+    user_course_content_progress_updated_at = serializers.DateTimeField()
+
+
+class ActivityOut(serializers.Serializer):
+    progressId = serializers.IntegerField()
+    courseContentId = serializers.IntegerField()
+    progressStatus = serializers.ChoiceField(choices=ProgressStatus.choices)
+    activityDuration = serializers.IntegerField(min_value=0)
+    progressPercent = serializers.CharField()
+    v_created_date = serializers.CharField()
+    v_created_time = serializers.CharField()
+    v_updated_date = serializers.CharField()
+    v_updated_time = serializers.CharField()
+
+
+class LearnerProgressOut(serializers.Serializer):
+    enrollments = EnrollmentOut(allow_null=True)
+    activityLogs = ProgressRowOut(many=True)
+
+
+class CourseLearnerOut(serializers.Serializer):
+    userId = serializers.IntegerField()
+    progress = serializers.FloatField(min_value=0, max_value=100)
+    enrollments = EnrollmentOut(allow_null=True)
+    activityLogs = ProgressRowOut(many=True)
+
+
+class ContentEngagementOut(serializers.Serializer):
+    contentId = serializers.IntegerField()
+    completionCount = serializers.IntegerField(min_value=0)
+    avgDuration = serializers.FloatField(min_value=0)
+
+
+class AnalyticsOut(serializers.Serializer):
+    totalEnrollments = serializers.IntegerField(min_value=0)
+    activeUsers = serializers.IntegerField(min_value=0)
+    completedUsers = serializers.IntegerField(min_value=0)
+    averageProgress = serializers.FloatField(min_value=0, max_value=100)
+    completionRate = serializers.FloatField(min_value=0, max_value=100)
+    averageCompletionTime = serializers.FloatField(allow_null=True)
+    totalActivities = serializers.IntegerField(min_value=0)
+    contentEngagement = ContentEngagementOut(many=True)
+    computedAt = serializers.DateTimeField()
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField()
