@@ -1,7 +1,8 @@
-"""JSON errors for requests that never reach a DRF view under the API paths.
+"""House rules for every response under the API paths (/user-progress/, /auth/).
 
-Unknown paths (404), oversized bodies rejected by Django (400/413) and crashes outside DRF (500)
-would otherwise come back as HTML; under /user-progress/ and /auth/ they become the envelope.
+- Errors that never reach a DRF view (unknown paths, bodies Django refuses, crashes before the
+  view) come back as the JSON envelope instead of Django's HTML pages.
+- Responses are private to the caller and never stored by shared caches or browsers.
 """
 
 from django.conf import settings
@@ -9,17 +10,18 @@ from django.conf import settings
 from courseprogress.exceptions import json_failure
 
 
-class ApiErrorMiddleware:
+class ApiMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.prefixes = tuple(settings.API_PATH_PREFIXES)
 
     def __call__(self, request):
         response = self.get_response(request)
-        if (
-            response.status_code >= 400
-            and request.path.startswith(self.prefixes)
-            and not response.get("Content-Type", "").startswith("application/json")
+        if not request.path.startswith(self.prefixes):
+            return response
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+            "application/json"
         ):
-            return json_failure(response.status_code)
+            response = json_failure(response.status_code)
+        response["Cache-Control"] = "private, no-store"
         return response

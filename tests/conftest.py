@@ -15,6 +15,21 @@ requires_postgres = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
+def _static_files_without_collectstatic(settings):
+    """Production serves hashed files from collectstatic's manifest; tests serve the sources."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Hashing every persona's password with PBKDF2 would dominate the suite's run time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     """Tests share one Redis (or one local-memory cache); start each from empty."""
     cache.clear()

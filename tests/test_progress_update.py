@@ -1,0 +1,598 @@
+"""POST /user-progress/update (contract 3.3)."""
+
+from decimal import Decimal
+
+import pytest
+
+from courseprogress.models import CourseStaff
+from progress import services
+from progress.models import ContentProgress, Enrollment
+from tests.helpers import post_update, snapshot
+
+
+@pytest.fixture
+def learner_client(client_for, learner):
+    return client_for(learner)
+
+
+def row_for(user, content):
+    return ContentProgress.objects.get(user=user, content=content)
+
+
+# --- the happy path and the response --------------------------------------------------------
+
+
+def test_first_update_creates_the_row(learner_client, learner, course, contents, enrolled):
+    response = post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+        activityDuration=15,
+        progressPercent=40.5,
+        metadata={"position": 120},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True
+    assert body["message"] == "Progress updated successfully"
+    result = body["results"]
+    row = row_for(learner, contents[0])
+    assert result["progressId"] == row.pk
+    assert result["userId"] == learner.pk
+    assert result["courseId"] == course.pk
+    assert result["courseContentId"] == contents[0].pk
+    assert result["progressStatus"] == "IN_PROGRESS"
+    assert result["activityDuration"] == 15
+    assert result["progressPercent"] == "40.50"
+    assert result["metadata"] == {"position": 120}
+    assert list(result) == [
+        "v_created_date",
+        "v_created_time",
+        "v_updated_date",
+        "v_updated_time",
+        "progressId",
+        "userId",
+        "courseId",
+        "courseContentId",
+        "progressStatus",
+        "activityDuration",
+        "progressPercent",
+        "metadata",
+        "user_course_content_progress_created_at",
+        "user_course_content_progress_updated_at",
+    ]
+    assert row.percent == Decimal("40.50")
+    assert row.duration == 15
+
+
+def test_completed_without_percent_stores_100(learner_client, learner, course, contents, enrolled):
+    response = post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+    )
+    assert response.json()["results"]["progressPercent"] == "100.00"
+    assert row_for(learner, contents[0]).percent == Decimal("100.00")
+
+
+def test_unknown_body_fields_are_ignored(learner_client, learner, course, contents, enrolled):
+    response = post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+        enrollmentStatus="CERTIFIED",
+        progressId=999,
+        user_course_content_progress_created_at="2000-01-01T00:00:00Z",
+    )
+    assert response.status_code == 200
+    enrolled.refresh_from_db()
+    assert enrolled.status == "IN_PROGRESS"
+    row = row_for(learner, contents[0])
+    assert row.pk != 999
+    assert row.created_at.year != 2000
+
+
+# --- the learner merge ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "kept"),
+    [
+        ("COMPLETED", "IN_PROGRESS", "COMPLETED"),
+        ("COMPLETED", "NOT_STARTED", "COMPLETED"),
+        ("IN_PROGRESS", "NOT_STARTED", "IN_PROGRESS"),
+        ("NOT_STARTED", "IN_PROGRESS", "IN_PROGRESS"),
+        ("IN_PROGRESS", "COMPLETED", "COMPLETED"),
+    ],
+)
+def test_learner_status_keeps_the_further(
+    learner_client, learner, course, contents, enrolled, first, second, kept
+):
+    for status in (first, second):
+        post_update(
+            learner_client,
+            courseId=course.pk,
+            courseContentId=contents[0].pk,
+            progressStatus=status,
+        )
+    assert row_for(learner, contents[0]).status == kept
+
+
+def test_learner_percent_and_duration_keep_the_larger(
+    learner_client, learner, course, contents, enrolled
+):
+    base = {
+        "courseId": course.pk,
+        "courseContentId": contents[0].pk,
+        "progressStatus": "IN_PROGRESS",
+    }
+    post_update(learner_client, **base, progressPercent=60, activityDuration=30)
+    response = post_update(learner_client, **base, progressPercent=20, activityDuration=5)
+    assert response.json()["results"]["progressPercent"] == "60.00"
+    assert response.json()["results"]["activityDuration"] == 30
+    post_update(learner_client, **base, progressPercent=75.25, activityDuration=31)
+    row = row_for(learner, contents[0])
+    assert (row.percent, row.duration) == (Decimal("75.25"), 31)
+
+
+def test_learner_metadata_keys_overwrite(learner_client, learner, course, contents, enrolled):
+    base = {
+        "courseId": course.pk,
+        "courseContentId": contents[0].pk,
+        "progressStatus": "IN_PROGRESS",
+    }
+    post_update(learner_client, **base, metadata={"a": 1, "b": 2})
+    post_update(learner_client, **base, metadata={"b": 3, "c": 4})
+    assert row_for(learner, contents[0]).metadata == {"a": 1, "b": 3, "c": 4}
+
+
+def test_omitted_fields_keep_stored_values(learner_client, learner, course, contents, enrolled):
+    base = {
+        "courseId": course.pk,
+        "courseContentId": contents[0].pk,
+        "progressStatus": "IN_PROGRESS",
+    }
+    post_update(learner_client, **base, progressPercent=50, activityDuration=10, metadata={"k": 1})
+    post_update(learner_client, **base)
+    row = row_for(learner, contents[0])
+    assert (row.percent, row.duration, row.metadata) == (Decimal("50.00"), 10, {"k": 1})
+
+
+def test_learner_may_name_themself(learner_client, learner, course, contents, enrolled):
+    response = post_update(
+        learner_client,
+        userId=learner.pk,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+    )
+    assert response.status_code == 200
+
+
+# --- system users and admins set exactly ------------------------------------------------------
+
+
+@pytest.mark.parametrize("actor", ["system_user", "admin_user", "superuser"])
+def test_privileged_callers_set_values_exactly(
+    request, client_for, actor, learner, course, contents, enrolled
+):
+    client = client_for(request.getfixturevalue(actor))
+    base = {"userId": learner.pk, "courseId": course.pk, "courseContentId": contents[0].pk}
+    post_update(
+        client, **base, progressStatus="COMPLETED", activityDuration=50, metadata={"a": 1, "b": 2}
+    )
+    response = post_update(
+        client,
+        **base,
+        progressStatus="IN_PROGRESS",
+        progressPercent=10,
+        activityDuration=5,
+        metadata={"c": 3},
+    )
+    assert response.status_code == 200
+    row = row_for(learner, contents[0])
+    assert (row.status, row.percent, row.duration, row.metadata) == (
+        "IN_PROGRESS",
+        Decimal("10.00"),
+        5,
+        {"c": 3},
+    )
+
+
+def test_privileged_omitted_fields_keep_stored(
+    client_for, system_user, learner, course, contents, enrolled
+):
+    client = client_for(system_user)
+    base = {"userId": learner.pk, "courseId": course.pk, "courseContentId": contents[0].pk}
+    post_update(
+        client, **base, progressStatus="IN_PROGRESS", progressPercent=30, activityDuration=9
+    )
+    post_update(client, **base, progressStatus="IN_PROGRESS")
+    row = row_for(learner, contents[0])
+    assert (row.percent, row.duration) == (Decimal("30.00"), 9)
+
+
+def test_system_user_without_user_id_updates_own_row(client_for, system_user, course, contents):
+    services.enrol(user_id=system_user.pk, course_id=course.pk)
+    response = post_update(
+        client_for(system_user),
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+    )
+    assert response.status_code == 200
+    assert response.json()["results"]["userId"] == system_user.pk
+
+
+# --- LOCKED ---------------------------------------------------------------------------------
+
+
+def test_only_privileged_callers_lock(client_for, system_user, learner, course, contents, enrolled):
+    before = snapshot()
+    response = post_update(
+        client_for(learner),
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="LOCKED",
+    )
+    assert response.status_code == 403
+    assert response.json()["message"] == "Access denied"
+    assert snapshot() == before
+    response = post_update(
+        client_for(system_user),
+        userId=learner.pk,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="LOCKED",
+    )
+    assert response.status_code == 200
+    assert row_for(learner, contents[0]).status == "LOCKED"
+
+
+def test_learner_cannot_update_locked_content(
+    client_for, system_user, learner, course, contents, enrolled
+):
+    post_update(
+        client_for(system_user),
+        userId=learner.pk,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="LOCKED",
+    )
+    before = snapshot()
+    response = post_update(
+        client_for(learner),
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+    )
+    assert response.status_code == 409
+    assert snapshot() == before
+
+
+def test_privileged_caller_unlocks(client_for, system_user, learner, course, contents, enrolled):
+    client = client_for(system_user)
+    base = {"userId": learner.pk, "courseId": course.pk, "courseContentId": contents[0].pk}
+    post_update(client, **base, progressStatus="LOCKED")
+    post_update(client, **base, progressStatus="NOT_STARTED")
+    response = post_update(
+        client_for(learner),
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+    )
+    assert response.status_code == 200
+    assert row_for(learner, contents[0]).status == "IN_PROGRESS"
+
+
+# --- roles and the order of checks -----------------------------------------------------------
+
+
+def test_anonymous_is_401(anon, course, contents):
+    response = post_update(
+        anon, courseId=course.pk, courseContentId=contents[0].pk, progressStatus="COMPLETED"
+    )
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("actor", ["other_learner", "instructor", "owner", "other_instructor"])
+def test_non_privileged_naming_another_user_is_403(
+    request, client_for, actor, learner, course, contents, enrolled
+):
+    before = snapshot()
+    response = post_update(
+        client_for(request.getfixturevalue(actor)),
+        userId=learner.pk,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+    )
+    assert response.status_code == 403
+    assert snapshot() == before
+
+
+def test_learner_naming_a_missing_user_is_403_not_404(learner_client, course, contents, enrolled):
+    response = post_update(
+        learner_client,
+        userId=987654,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+    )
+    assert response.status_code == 403
+
+
+def test_403_comes_before_400(learner_client, other_learner):
+    response = post_update(learner_client, userId=other_learner.pk, courseId="x", progressStatus=5)
+    assert response.status_code == 403
+
+
+def test_system_user_naming_missing_user_is_404(client_for, system_user, course, contents):
+    response = post_update(
+        client_for(system_user),
+        userId=987654,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+    )
+    assert response.status_code == 404
+
+
+def test_unknown_course_is_404(learner_client, contents, enrolled):
+    response = post_update(
+        learner_client, courseId=987654, courseContentId=contents[0].pk, progressStatus="COMPLETED"
+    )
+    assert response.status_code == 404
+
+
+def test_404_comes_before_400(learner_client):
+    response = post_update(learner_client, courseId=987654, courseContentId="x", progressStatus="?")
+    assert response.status_code == 404
+
+
+def test_content_of_another_course_is_400(learner_client, course, other_course, enrolled):
+    before = snapshot()
+    response = post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=other_course.contents.first().pk,
+        progressStatus="COMPLETED",
+    )
+    assert response.status_code == 400
+    assert "courseContentId" in response.json()["errors"]
+    assert snapshot() == before
+
+
+def test_not_enrolled_is_409(learner_client, learner, course, contents):
+    response = post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+    )
+    assert response.status_code == 409
+    assert not ContentProgress.objects.exists()
+
+
+@pytest.mark.parametrize("status", ["DROPPED", "EXPIRED"])
+def test_inactive_enrollment_is_409(learner_client, learner, course, contents, enrolled, status):
+    services.move_enrollment(enrolled.pk, status)
+    before = snapshot()
+    response = post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+    )
+    assert response.status_code == 409
+    assert snapshot() == before
+
+
+def test_400_comes_before_409(learner_client, course, contents):
+    response = post_update(
+        learner_client, courseId=course.pk, courseContentId=contents[0].pk, progressStatus="DONE"
+    )
+    assert response.status_code == 400
+
+
+# --- bad input changes nothing --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("progressStatus", "DONE"),
+        ("progressStatus", None),
+        ("progressStatus", 3),
+        ("courseContentId", "1"),
+        ("courseContentId", None),
+        ("courseContentId", 1.5),
+        ("courseContentId", True),
+        ("activityDuration", -1),
+        ("activityDuration", "10"),
+        ("activityDuration", 1.5),
+        ("activityDuration", True),
+        ("activityDuration", 2**40),
+        ("progressPercent", -0.01),
+        ("progressPercent", 100.01),
+        ("progressPercent", 33.333),
+        ("progressPercent", "50"),
+        ("progressPercent", True),
+        ("progressPercent", None),
+        ("metadata", []),
+        ("metadata", "text"),
+        ("metadata", 5),
+        ("metadata", {"blob": "x" * 17000}),
+    ],
+)
+def test_bad_fields_are_400_and_change_nothing(
+    learner_client, learner, course, contents, enrolled, field, value
+):
+    body = {
+        "courseId": course.pk,
+        "courseContentId": contents[0].pk,
+        "progressStatus": "IN_PROGRESS",
+    }
+    post_update(learner_client, **body, progressPercent=10)
+    before = snapshot()
+    body[field] = value
+    response = post_update(learner_client, **body)
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_400(learner_client, course, contents, enrolled, literal):
+    payload = (
+        f'{{"courseId": {course.pk}, "courseContentId": {contents[0].pk}, '
+        f'"progressStatus": "IN_PROGRESS", "progressPercent": {literal}}}'
+    )
+    response = learner_client.post(
+        "/user-progress/update", data=payload, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert not ContentProgress.objects.exists()
+
+
+@pytest.mark.parametrize("payload", ["[]", '"text"', "42", "null"])
+def test_body_must_be_an_object(learner_client, enrolled, payload):
+    response = learner_client.post(
+        "/user-progress/update", data=payload, content_type="application/json"
+    )
+    assert response.status_code == 400
+
+
+def test_missing_required_fields_are_listed(learner_client, enrolled):
+    response = post_update(learner_client)
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"courseId", "courseContentId", "progressStatus"}
+
+
+# --- enrollment side effects ------------------------------------------------------------------
+
+
+def test_first_activity_moves_enrolled_to_in_progress(learner_client, course, contents, enrolled):
+    before = Enrollment.objects.get(pk=enrolled.pk).updated_at
+    post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+    )
+    enrolled.refresh_from_db()
+    assert enrolled.status == "IN_PROGRESS"
+    assert enrolled.updated_at > before
+    assert enrolled.completed_at is None
+
+
+@pytest.mark.parametrize("status", ["NOT_STARTED"])
+def test_not_started_is_not_activity(learner_client, course, contents, enrolled, status):
+    post_update(
+        learner_client, courseId=course.pk, courseContentId=contents[0].pk, progressStatus=status
+    )
+    enrolled.refresh_from_db()
+    assert enrolled.status == "ENROLLED"
+
+
+def test_locked_is_not_activity(client_for, system_user, learner, course, contents, enrolled):
+    post_update(
+        client_for(system_user),
+        userId=learner.pk,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="LOCKED",
+    )
+    enrolled.refresh_from_db()
+    assert enrolled.status == "ENROLLED"
+
+
+def test_completing_every_item_completes_the_enrollment(learner_client, course, contents, enrolled):
+    for content in contents:
+        post_update(
+            learner_client,
+            courseId=course.pk,
+            courseContentId=content.pk,
+            progressStatus="COMPLETED",
+        )
+    enrolled.refresh_from_db()
+    assert enrolled.status == "COMPLETED"
+    assert enrolled.completed_at is not None
+
+
+def test_status_does_not_move_without_change(learner_client, course, contents, enrolled):
+    base = {
+        "courseId": course.pk,
+        "courseContentId": contents[0].pk,
+        "progressStatus": "IN_PROGRESS",
+    }
+    post_update(learner_client, **base)
+    first = Enrollment.objects.get(pk=enrolled.pk).updated_at
+    post_update(learner_client, **base, activityDuration=3)
+    assert Enrollment.objects.get(pk=enrolled.pk).updated_at == first
+
+
+def test_completed_enrollment_never_goes_back(
+    client_for, system_user, learner, course, contents, enrolled
+):
+    learner_client = client_for(learner)
+    for content in contents:
+        post_update(
+            learner_client,
+            courseId=course.pk,
+            courseContentId=content.pk,
+            progressStatus="COMPLETED",
+        )
+    completed_at = Enrollment.objects.get(pk=enrolled.pk).completed_at
+    # New content, and a row corrected downwards, leave it COMPLETED.
+    course.contents.create(title="Bonus", position=9)
+    post_update(
+        client_for(system_user),
+        userId=learner.pk,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+        progressPercent=10,
+    )
+    enrolled.refresh_from_db()
+    assert enrolled.status == "COMPLETED"
+    assert enrolled.completed_at == completed_at
+
+
+def test_certified_learner_may_still_post(learner_client, learner, course, contents, enrolled):
+    for content in contents:
+        post_update(
+            learner_client,
+            courseId=course.pk,
+            courseContentId=content.pk,
+            progressStatus="COMPLETED",
+        )
+    services.move_enrollment(enrolled.pk, "CERTIFIED", certificate_url="https://example.com/c/1")
+    response = post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+        activityDuration=99,
+    )
+    assert response.status_code == 200
+    enrolled.refresh_from_db()
+    assert enrolled.status == "CERTIFIED"
+
+
+def test_instructor_of_the_course_still_posts_only_for_themself(
+    client_for, instructor, course, contents
+):
+    # Course staff are not system users: they may post their own progress if enrolled.
+    assert CourseStaff.objects.filter(user=instructor, course=course).exists()
+    services.enrol(user_id=instructor.pk, course_id=course.pk)
+    response = post_update(
+        client_for(instructor),
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+    )
+    assert response.status_code == 200

@@ -1,0 +1,158 @@
+"""On PostgreSQL the migrations create the contract's schema (section 4)."""
+
+import pytest
+from django.db import connection
+
+from tests.conftest import requires_postgres
+
+pytestmark = [pytest.mark.django_db, requires_postgres]
+
+
+def columns(table):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT column_name, data_type, numeric_precision, numeric_scale
+            FROM information_schema.columns WHERE table_name = %s
+            """,
+            [table],
+        )
+        return {
+            name: (kind, precision, scale) for name, kind, precision, scale in cursor.fetchall()
+        }
+
+
+def unique_constraints(table):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT tc.constraint_name, kcu.column_name
+            FROM information_schema.table_constraints tc
+            JOIN information_schema.key_column_usage kcu
+              ON kcu.constraint_name = tc.constraint_name AND kcu.table_name = tc.table_name
+            WHERE tc.table_name = %s AND tc.constraint_type IN ('UNIQUE', 'PRIMARY KEY')
+            ORDER BY tc.constraint_name, kcu.ordinal_position
+            """,
+            [table],
+        )
+        found = {}
+        for name, column in cursor.fetchall():
+            found.setdefault(name, []).append(column)
+        return sorted(tuple(cols) for cols in found.values())
+
+
+def index_names(table):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [table])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_enrollments_table():
+    cols = columns("enrollments")
+    expected = {
+        "enrollmentid": "integer",
+        "userid": "integer",
+        "courseid": "integer",
+        "enrollmentstatus": "character varying",
+        "enrollmentdate": "timestamp with time zone",
+        "completiondate": "timestamp with time zone",
+        "certificateurl": "character varying",
+        "metadata": "jsonb",
+        "enrollment_created_at": "timestamp with time zone",
+        "enrollment_updated_at": "timestamp with time zone",
+    }
+    for name, kind in expected.items():
+        assert cols[name][0] == kind, name
+    assert unique_constraints("enrollments") == [("enrollmentid",), ("userid", "courseid")]
+    assert {"idx_enrollments_course", "idx_enrollments_status"} <= index_names("enrollments")
+
+
+def test_progress_table():
+    cols = columns("user_course_content_progress")
+    expected = {
+        "progressid": "integer",
+        "userid": "integer",
+        "courseid": "integer",
+        "coursecontentid": "integer",
+        "progressstatus": "character varying",
+        "activityduration": "integer",
+        "progresspercent": "numeric",
+        "metadata": "jsonb",
+        "user_course_content_progress_created_at": "timestamp with time zone",
+        "user_course_content_progress_updated_at": "timestamp with time zone",
+    }
+    for name, kind in expected.items():
+        assert cols[name][0] == kind, name
+    assert cols["progresspercent"][1:] == (5, 2)
+    assert unique_constraints("user_course_content_progress") == [
+        ("progressid",),
+        ("userid", "courseid", "coursecontentid"),
+    ]
+    assert {"idx_progress_user_course", "idx_progress_content"} <= index_names(
+        "user_course_content_progress"
+    )
+
+
+def test_guide_sql_runs_unchanged(learner, course, contents):
+    """The guide's own INSERT and SELECT work against the tables, defaults included."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO enrollments (userId, courseId) VALUES (%s, %s)", [learner.pk, course.pk]
+        )
+        cursor.execute(
+            "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) "
+            "VALUES (%s, %s, %s)",
+            [learner.pk, course.pk, contents[0].pk],
+        )
+        cursor.execute(
+            """
+            SELECT enrollmentStatus, TO_CHAR(enrollment_created_at, 'DD-Mon-YYYY') AS v_created_date
+            FROM enrollments WHERE courseId = %s AND userId = %s
+            """,
+            [course.pk, learner.pk],
+        )
+        status, v_created_date = cursor.fetchone()
+        cursor.execute(
+            "SELECT progressStatus, activityDuration, progressPercent, metadata "
+            "FROM user_course_content_progress WHERE courseId = %s",
+            [course.pk],
+        )
+        progress_row = cursor.fetchone()
+    assert status == "ENROLLED"
+    assert len(v_created_date) == 11
+    assert progress_row[:3] == ("NOT_STARTED", 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("sql", "values"),
+    [
+        ("UPDATE enrollments SET enrollmentStatus = 'PAUSED'", []),
+        ("UPDATE user_course_content_progress SET progressStatus = 'DONE'", []),
+        ("UPDATE user_course_content_progress SET progressPercent = 100.5", []),
+        ("UPDATE user_course_content_progress SET activityDuration = -1", []),
+    ],
+)
+def test_check_constraints_refuse_bad_values(sql, values, learner, course, contents):
+    from django.db import IntegrityError, transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO enrollments (userId, courseId) VALUES (%s, %s)", [learner.pk, course.pk]
+        )
+        cursor.execute(
+            "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) "
+            "VALUES (%s, %s, %s)",
+            [learner.pk, course.pk, contents[0].pk],
+        )
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, values)
+
+
+def test_duplicate_rows_are_refused(learner, course, contents):
+    from django.db import IntegrityError, transaction
+
+    sql = "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) VALUES (%s, %s, %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [learner.pk, course.pk, contents[0].pk])
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [learner.pk, course.pk, contents[0].pk])
