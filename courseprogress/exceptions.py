@@ -43,31 +43,22 @@ def json_failure(status_code: int, message: str | None = None) -> JsonResponse:
 
 def _errors(detail) -> dict:
     """A ValidationError's detail as {"field": ["message", ...]}."""
-    if isinstance(detail, dict):
-        out = {}
-        for field, value in detail.items():
-            if isinstance(value, dict):
-                for sub, messages in _errors(value).items():
-                    out[f"{field}.{sub}"] = messages
-            elif isinstance(value, list):
-                out[field] = [str(item) for item in _flatten(value)]
-            else:
-                out[field] = [str(value)]
-        return out
-    if isinstance(detail, list):
-        return {"non_field_errors": [str(item) for item in _flatten(detail)]}
-    return {"non_field_errors": [str(detail)]}
+    if not isinstance(detail, dict):
+        return {"non_field_errors": list(_messages(detail))}
+    return {str(field): list(_messages(value)) for field, value in detail.items()}
 
 
-def _flatten(items):
-    for item in items:
-        if isinstance(item, list | tuple):
-            yield from _flatten(item)
-        elif isinstance(item, dict):
-            for messages in _errors(item).values():
-                yield from messages
-        else:
-            yield item
+def _messages(value, prefix=""):
+    """Flatten nested errors (list items, nested objects) into readable messages."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            label = f"item {key}" if isinstance(key, int) else str(key)
+            yield from _messages(inner, f"{prefix}{label}: ")
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            yield from _messages(inner, prefix)
+    else:
+        yield f"{prefix}{value}"
 
 
 def api_exception_handler(exc, context):

@@ -71,10 +71,10 @@ def course_stamp(course_id: int) -> str | None:
     row = (
         Course.objects.filter(pk=course_id)
         .annotate(
-            enrollments=Subquery(in_course.annotate(n=Count("id")).values("n")),
-            versions=Subquery(in_course.annotate(v=Sum("cache_version")).values("v")),
+            enrollment_count=Subquery(in_course.annotate(n=Count("id")).values("n")),
+            version_sum=Subquery(in_course.annotate(v=Sum("cache_version")).values("v")),
         )
-        .values_list("updated_at", "enrollments", "versions")
+        .values_list("updated_at", "enrollment_count", "version_sum")
         .first()
     )
     if row is None:

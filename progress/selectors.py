@@ -160,7 +160,7 @@ def progress_expression(contents: int):
     progress is the mean over all of the course's items.
     """
     if not contents:
-        return Value(Decimal(0), output_field=DecimalField())
+        return Value(0.0, output_field=FloatField())
     score = Case(
         When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
         default=F("percent"),
@@ -173,11 +173,10 @@ def progress_expression(contents: int):
         .annotate(total=Sum(score))
         .values("total")
     )
-    return ExpressionWrapper(
-        Coalesce(Subquery(total), Value(Decimal(0)), output_field=DecimalField())
-        / Value(Decimal(contents)),
-        output_field=DecimalField(max_digits=9, decimal_places=4),
-    )
+    # In floating point: SQLite divides integers as integers.
+    return Cast(
+        Coalesce(Subquery(total), Value(Decimal(0)), output_field=DecimalField()), FloatField()
+    ) / Value(float(contents), output_field=FloatField())
 
 
 def course_learners(*, course_id: int, contents: int) -> QuerySet:
@@ -334,4 +333,57 @@ def get_course_analytics(*, course_id: int) -> dict:
         stamp,
         lambda: course_analytics(course_id=course_id),
         cache.ttl("COURSE_ANALYTICS"),
+    )
+
+
+# --- admin pages (issue 5): reads for the enrollment page, the CSV export, the dashboard ------
+
+
+def enrollment_progress(*, enrollment_ids) -> dict[int, float]:
+    """Each enrollment's course progress (the `progress` of 3.2), by enrollment id.
+
+    One query for the courses and their content counts, then one per course among them.
+    """
+    courses = Enrollment.objects.filter(pk__in=enrollment_ids).values("course_id")
+    content_counts = dict(
+        Course.objects.filter(pk__in=courses).annotate(n=Count("contents")).values_list("pk", "n")
+    )
+    progress = {}
+    for course_id, contents in content_counts.items():
+        learners = course_learners(course_id=course_id, contents=contents)
+        progress.update(learners.filter(pk__in=enrollment_ids).values_list("pk", "progress"))
+    return progress
+
+
+def progress_rows_of(enrollments: QuerySet) -> QuerySet:
+    """The progress rows of the given enrollments' learners in their courses, in course order."""
+    mine = enrollments.filter(user_id=OuterRef("user_id"), course_id=OuterRef("course_id"))
+    return (
+        ContentProgress.objects.filter(Exists(mine))
+        .select_related("content")
+        .order_by("course_id", "user_id", "content__position", "content_id")
+    )
+
+
+def enrollment_status_counts(*, course_id: int) -> dict[str, int]:
+    """How many of the course's enrollments are in each status (0 for the absent ones)."""
+    counts = dict.fromkeys(EnrollmentStatus.values, 0)
+    counts.update(
+        Enrollment.objects.filter(course_id=course_id)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return counts
+
+
+def learners_furthest_behind(*, course_id: int, contents: int, limit: int = 10) -> list[dict]:
+    """Learners still working on the course (ENROLLED, IN_PROGRESS), lowest progress first;
+    ties go to whoever enrolled earliest."""
+    return list(
+        course_learners(course_id=course_id, contents=contents)
+        .filter(status__in=[EnrollmentStatus.ENROLLED, EnrollmentStatus.IN_PROGRESS])
+        .order_by("progress", "enrolled_at", "user_id")
+        .values("id", "user_id", "user__username", "status", "progress", "enrolled_at")[:limit]
     )

@@ -151,7 +151,10 @@ def test_check_constraints_refuse_bad_values(sql, values, learner, course, conte
 def test_duplicate_rows_are_refused(learner, course, contents):
     from django.db import IntegrityError, transaction
 
-    sql = "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) VALUES (%s, %s, %s)"
+    sql = (
+        "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) "
+        "VALUES (%s, %s, %s)"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [learner.pk, course.pk, contents[0].pk])
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:

@@ -1,0 +1,128 @@
+"""POST /user-progress/bulk (contract 3.6)."""
+
+import pytest
+
+from progress import services
+from tests.helpers import snapshot
+
+
+def post(client, **body):
+    return client.post("/user-progress/bulk", body, format="json")
+
+
+@pytest.fixture
+def progressed(learner, other_learner, course, contents, enrolled):
+    services.record_progress(
+        user_id=learner.pk, course_id=course.pk, content_id=contents[0].pk, status="COMPLETED"
+    )
+    return learner
+
+
+@pytest.mark.parametrize(
+    ("actor", "status"),
+    [
+        ("other_learner", 403),
+        ("instructor", 200),
+        ("owner", 200),
+        ("other_instructor", 403),
+        ("admin_user", 200),
+        ("system_user", 403),
+    ],
+)
+def test_role_matrix(request, client_for, course, progressed, actor, status):
+    response = post(
+        client_for(request.getfixturevalue(actor)), courseId=course.pk, userIds=[progressed.pk]
+    )
+    assert response.status_code == status
+
+
+def test_anonymous_is_401(anon, course, learner):
+    assert post(anon, courseId=course.pk, userIds=[learner.pk]).status_code == 401
+
+
+def test_learner_only_for_own_id(client_for, course, learner, other_learner, progressed):
+    client = client_for(learner)
+    assert post(client, courseId=course.pk, userIds=[learner.pk]).status_code == 200
+    assert (
+        post(client, courseId=course.pk, userIds=[learner.pk, other_learner.pk]).status_code == 403
+    )
+    assert post(client, courseId=course.pk, userIds=[other_learner.pk]).status_code == 403
+
+
+def test_results_in_the_order_asked(
+    client_for, instructor, course, learner, other_learner, progressed
+):
+    body = post(
+        client_for(instructor), courseId=course.pk, userIds=[other_learner.pk, learner.pk]
+    ).json()
+    assert body["success"] is True
+    first, second = body["results"]
+    assert first == {
+        "userId": other_learner.pk,
+        "progress": 0,
+        "enrollments": None,
+        "activityLogs": [],
+    }
+    assert second["userId"] == learner.pk
+    assert second["progress"] == 33.33
+    assert second["enrollments"]["enrollmentStatus"] == "IN_PROGRESS"
+    assert len(second["activityLogs"]) == 1
+
+
+def test_same_entry_as_the_course_page(client_for, instructor, course, progressed):
+    client = client_for(instructor)
+    page = client.get(f"/user-progress/course/{course.pk}/all").json()["results"][0]
+    bulk = post(client, courseId=course.pk, userIds=[progressed.pk]).json()["results"][0]
+    assert bulk == page
+
+
+def test_missing_course(client_for, learner, admin_user, instructor):
+    assert post(client_for(admin_user), courseId=987654, userIds=[learner.pk]).status_code == 404
+    assert post(client_for(learner), courseId=987654, userIds=[learner.pk]).status_code == 404
+    assert post(client_for(instructor), courseId=987654, userIds=[learner.pk]).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"userIds": []}, "userIds"),
+        ({"userIds": [1, 1]}, "userIds"),
+        ({"userIds": list(range(1, 102))}, "userIds"),
+        ({"userIds": ["1"]}, "userIds"),
+        ({"userIds": "1,2"}, "userIds"),
+        ({"userIds": [0]}, "userIds"),
+        ({}, "userIds"),
+    ],
+)
+def test_bad_bodies_are_400(client_for, instructor, course, body, field):
+    before = snapshot()
+    response = post(client_for(instructor), courseId=course.pk, **body)
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert snapshot() == before
+
+
+def test_admin_with_bad_course_id_is_400(client_for, admin_user):
+    response = post(client_for(admin_user), courseId="one", userIds=[1])
+    assert response.status_code == 400
+    assert "courseId" in response.json()["errors"]
+
+
+def test_same_queries_for_1_and_100_users(
+    client_for, instructor, course, contents, make_user, django_assert_num_queries
+):
+    users = [make_user(f"b{i}") for i in range(100)]
+    for user in users[:10]:
+        services.enrol(user_id=user.pk, course_id=course.pk)
+        services.record_progress(
+            user_id=user.pk, course_id=course.pk, content_id=contents[0].pk, status="IN_PROGRESS"
+        )
+    client = client_for(instructor)
+    post(client, courseId=course.pk, userIds=[users[0].pk])
+    with django_assert_num_queries(
+        5
+    ) as one:  # token, staff check, content count, enrollments, logs
+        post(client, courseId=course.pk, userIds=[users[0].pk])
+    with django_assert_num_queries(len(one.captured_queries)):
+        response = post(client, courseId=course.pk, userIds=[u.pk for u in users])
+    assert len(response.json()["results"]) == 100

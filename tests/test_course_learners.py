@@ -1,0 +1,185 @@
+"""GET /user-progress/course/{courseId}/all (contract 3.2)."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from progress import services
+from progress.models import ContentProgress, Enrollment
+
+
+def url(course, query=""):
+    return f"/user-progress/course/{course.pk}/all{query}"
+
+
+@pytest.fixture
+def cohort(make_user, course, contents):
+    """Four learners: 0 %, 50 % of one item (16.67 %), all done (100 %), dropped after 1 item."""
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    users = [make_user(f"l{i}") for i in range(4)]
+    for i, user in enumerate(users):
+        enrollment, _ = services.enrol(user_id=user.pk, course_id=course.pk)
+        Enrollment.objects.filter(pk=enrollment.pk).update(enrolled_at=base + timedelta(days=3 - i))
+    services.record_progress(
+        user_id=users[1].pk,
+        course_id=course.pk,
+        content_id=contents[0].pk,
+        status="IN_PROGRESS",
+        percent=Decimal(50),
+    )
+    for content in contents:
+        services.record_progress(
+            user_id=users[2].pk, course_id=course.pk, content_id=content.pk, status="COMPLETED"
+        )
+    services.record_progress(
+        user_id=users[3].pk, course_id=course.pk, content_id=contents[0].pk, status="COMPLETED"
+    )
+    services.move_enrollment(Enrollment.objects.get(user=users[3]).pk, "DROPPED")
+    return users
+
+
+@pytest.mark.parametrize(
+    ("actor", "status"),
+    [
+        ("learner", 403),
+        ("instructor", 200),
+        ("owner", 200),
+        ("other_instructor", 403),
+        ("admin_user", 200),
+        ("superuser", 200),
+        ("system_user", 403),
+    ],
+)
+def test_role_matrix(request, client_for, course, actor, status):
+    assert client_for(request.getfixturevalue(actor)).get(url(course)).status_code == status
+
+
+def test_anonymous_is_401(anon, course):
+    assert anon.get(url(course)).status_code == 401
+
+
+def test_missing_course(client_for, instructor, admin_user, db):
+    assert client_for(instructor).get("/user-progress/course/987654/all").status_code == 403
+    assert client_for(admin_user).get("/user-progress/course/987654/all").status_code == 404
+
+
+def test_default_order_and_body(client_for, instructor, course, cohort):
+    body = client_for(instructor).get(url(course)).json()
+    assert body["message"] == "All users progress retrieved successfully"
+    # Default: enrollmentDate ascending; l3 enrolled first.
+    assert [entry["userId"] for entry in body["results"]] == [u.pk for u in reversed(cohort)]
+    entry = {e["userId"]: e for e in body["results"]}
+    assert entry[cohort[0].pk]["progress"] == 0
+    assert entry[cohort[1].pk]["progress"] == 16.67
+    assert entry[cohort[2].pk]["progress"] == 100
+    assert entry[cohort[3].pk]["progress"] == 33.33
+    assert list(entry[cohort[2].pk]) == ["userId", "progress", "enrollments", "activityLogs"]
+    assert len(entry[cohort[2].pk]["activityLogs"]) == 3
+    assert entry[cohort[0].pk]["activityLogs"] == []
+    assert entry[cohort[2].pk]["enrollments"]["enrollmentStatus"] == "COMPLETED"
+    assert body["pagination"] == {"page": 1, "limit": 20, "totalItems": 4, "totalPages": 1}
+
+
+def test_sort_by_progress_desc(client_for, instructor, course, cohort):
+    body = client_for(instructor).get(url(course, "?sortBy=progress&order=desc")).json()
+    assert [e["userId"] for e in body["results"]] == [
+        cohort[2].pk,
+        cohort[3].pk,
+        cohort[1].pk,
+        cohort[0].pk,
+    ]
+
+
+def test_ties_break_on_user_id(client_for, instructor, course, cohort):
+    Enrollment.objects.filter(course=course).update(enrolled_at=datetime(2025, 1, 1, tzinfo=UTC))
+    body = client_for(instructor).get(url(course, "?order=desc")).json()
+    assert [e["userId"] for e in body["results"]] == sorted(u.pk for u in cohort)
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_null_completion_dates_sort_last(client_for, instructor, course, cohort, order):
+    body = client_for(instructor).get(url(course, f"?sortBy=completionDate&order={order}")).json()
+    ids = [e["userId"] for e in body["results"]]
+    assert ids[0] == cohort[2].pk  # the only one with a completionDate
+    assert ids[1:] == sorted(u.pk for u in (cohort[0], cohort[1], cohort[3]))
+
+
+def test_status_filter(client_for, instructor, course, cohort):
+    body = client_for(instructor).get(url(course, "?status=IN_PROGRESS")).json()
+    assert [e["userId"] for e in body["results"]] == [cohort[1].pk]
+    body = client_for(instructor).get(url(course, "?status=DROPPED")).json()
+    assert [e["userId"] for e in body["results"]] == [cohort[3].pk]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("?status=PAUSED", "status"),
+        ("?sortBy=name", "sortBy"),
+        ("?order=up", "order"),
+        ("?page=0", "page"),
+        ("?limit=abc", "limit"),
+    ],
+)
+def test_bad_parameters_are_400(client_for, instructor, course, cohort, query, field):
+    response = client_for(instructor).get(url(course, query))
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_pagination(client_for, instructor, course, cohort):
+    client = client_for(instructor)
+    body = client.get(url(course, "?limit=3&page=2")).json()
+    assert [e["userId"] for e in body["results"]] == [cohort[0].pk]
+    assert body["pagination"] == {"page": 2, "limit": 3, "totalItems": 4, "totalPages": 2}
+    assert client.get(url(course, "?limit=500")).json()["pagination"]["limit"] == 100
+    past = client.get(url(course, "?page=7")).json()
+    assert past["results"] == [] and past["pagination"]["totalItems"] == 4
+
+
+def test_course_without_content_has_zero_progress(client_for, make_user, admin_user, db):
+    from courseprogress.models import Course
+
+    empty = Course.objects.create(title="Empty")
+    services.enrol(user_id=make_user("solo").pk, course_id=empty.pk)
+    body = client_for(admin_user).get(url(empty)).json()
+    assert body["results"][0]["progress"] == 0
+
+
+def test_same_queries_for_limit_1_and_100(
+    client_for, instructor, course, contents, make_user, django_assert_num_queries
+):
+    from django.core.cache import cache
+
+    for i in range(12):
+        user = make_user(f"many{i}")
+        services.enrol(user_id=user.pk, course_id=course.pk)
+        services.record_progress(
+            user_id=user.pk, course_id=course.pk, content_id=contents[i % 3].pk, status="COMPLETED"
+        )
+    client = client_for(instructor)
+    client.get(url(course, "?limit=1"))
+    cache.clear()
+    with django_assert_num_queries(7) as one:
+        # token, staff check, course stamp, content count, COUNT, page, activity logs
+        client.get(url(course, "?limit=1"))
+    cache.clear()
+    with django_assert_num_queries(len(one.captured_queries)):
+        client.get(url(course, "?limit=100"))
+
+
+def test_rows_of_other_courses_do_not_count(
+    client_for, instructor, course, other_course, learner, enrolled
+):
+    services.enrol(user_id=learner.pk, course_id=other_course.pk)
+    services.record_progress(
+        user_id=learner.pk,
+        course_id=other_course.pk,
+        content_id=other_course.contents.first().pk,
+        status="COMPLETED",
+    )
+    body = client_for(instructor).get(url(course)).json()
+    assert body["results"][0]["progress"] == 0
+    assert body["results"][0]["activityLogs"] == []
+    assert ContentProgress.objects.count() == 1
