@@ -241,11 +241,16 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "courseprogress API",
     "DESCRIPTION": "Where every learner stands in every course.",
     "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Path ids are digits only (courseprogress.converters.IdConverter).
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
+    },
     "ENUM_NAME_OVERRIDES": {
         "EnrollmentStatusEnum": "progress.models.EnrollmentStatus",
         "ProgressStatusEnum": "progress.models.ProgressStatus",

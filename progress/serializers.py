@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from progress.models import EnrollmentStatus, ProgressStatus
@@ -154,6 +155,14 @@ class IdField(StrictIntegerField):
         super().__init__(**kwargs)
 
 
+@extend_schema_field(
+    {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 100,
+        "description": "Percent from 0 to 100 with at most two decimals.",
+    }
+)
 class PercentField(serializers.DecimalField):
     """A JSON number from 0 to 100 with at most two decimals; NaN and Infinity are refused."""
 
@@ -173,6 +182,13 @@ class PercentField(serializers.DecimalField):
         return super().to_internal_value(repr(data) if isinstance(data, float) else data)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": f"A JSON object of at most {MAX_METADATA_BYTES} bytes.",
+    }
+)
 class MetadataField(serializers.JSONField):
     default_error_messages = {
         "not_object": "A JSON object is required.",
@@ -257,7 +273,9 @@ class ProgressRowOut(_VirtualFields):
     courseContentId = serializers.IntegerField()
     progressStatus = serializers.ChoiceField(choices=ProgressStatus.choices)
     activityDuration = serializers.IntegerField(min_value=0)
-    progressPercent = serializers.CharField(help_text='Two decimals, "0.00" to "100.00"')
+    progressPercent = serializers.RegexField(
+        r"^(100\.00|[0-9]{1,2}\.[0-9]{2})$", help_text='Two decimals, "0.00" to "100.00"'
+    )
     metadata = serializers.DictField()
     user_course_content_progress_created_at = serializers.DateTimeField()
     user_course_content_progress_updated_at = serializers.DateTimeField()
@@ -268,7 +286,7 @@ class ActivityOut(serializers.Serializer):
     courseContentId = serializers.IntegerField()
     progressStatus = serializers.ChoiceField(choices=ProgressStatus.choices)
     activityDuration = serializers.IntegerField(min_value=0)
-    progressPercent = serializers.CharField()
+    progressPercent = serializers.RegexField(r"^(100\.00|[0-9]{1,2}\.[0-9]{2})$")
     v_created_date = serializers.CharField()
     v_created_time = serializers.CharField()
     v_updated_date = serializers.CharField()
