@@ -10,7 +10,7 @@ RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(HOST
 # make test: the suite needs a SECRET_KEY; DATABASE_URL / REDIS_URL pass through when set.
 TEST_ENV = SECRET_KEY="$${SECRET_KEY:-test-only-secret-key}"
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,8 @@ format: $(VENV)/.dev-deps
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3
+
+# make bench: seeds PostgreSQL, serves with gunicorn on production settings and measures every
+# endpoint against a bare view in the same run (see bench/README.md). Needs DATABASE_URL/REDIS_URL.
+bench: $(VENV)/.dev-deps
+	$(TEST_ENV) $(BIN)/python -m bench $(BENCH_ARGS)
