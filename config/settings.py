@@ -238,6 +238,19 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF rate such as "600/min"; "off" (or "none", "0") switches the limit off."""
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() in {"off", "none", "0", ""} else value
+
+
+# Read on every request by courseprogress.throttling, so tests and operators can change them.
+THROTTLE_RATES = {
+    "auth_token": env_rate("THROTTLE_RATE_AUTH_TOKEN", "30/min"),
+    "progress_update": env_rate("THROTTLE_RATE_PROGRESS_UPDATE", "600/min"),
+}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "courseprogress API",
     "DESCRIPTION": "Where every learner stands in every course.",

@@ -10,6 +10,7 @@ _MESSAGES = {
     404: "Not found",
     409: "Not allowed in the current state",
     413: "Request body too large",
+    429: "Too many requests: see Retry-After",
 }
 
 

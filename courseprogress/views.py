@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from courseprogress.schema import envelope, responses
+from courseprogress.throttling import TokenRequestThrottle
 from progress.serializers import TokenIn, TokenOut
 
 logger = logging.getLogger("courseprogress.health")
@@ -25,6 +26,7 @@ class TokenView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [TokenRequestThrottle]
     success_message = "Token issued successfully"
 
     def get_authenticate_header(self, request):
@@ -33,7 +35,7 @@ class TokenView(APIView):
     @extend_schema(
         operation_id="auth_token",
         request=TokenIn,
-        responses=responses({200: envelope("TokenEnvelope", TokenOut())}, 400, 401),
+        responses=responses({200: envelope("TokenEnvelope", TokenOut())}, 400, 401, 429),
     )
     def post(self, request):
         serializer = TokenIn(data=request.data)

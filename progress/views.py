@@ -20,6 +20,7 @@ from courseprogress.permissions import (
 )
 from courseprogress.renderers import Paginated
 from courseprogress.schema import envelope, responses
+from courseprogress.throttling import ProgressUpdateThrottle
 from progress import selectors, services
 from progress.models import Enrollment, EnrollmentStatus, ProgressStatus
 from progress.serializers import (
@@ -149,13 +150,15 @@ class CourseAnalyticsView(APIView):
 
 class ProgressUpdateView(APIView):
     permission_classes = [IsAuthenticated]
+    throttle_classes = [ProgressUpdateThrottle]
     success_message = "Progress updated successfully"
 
     @extend_schema(
         operation_id="user_progress_update",
         request=ProgressUpdateIn,
         responses=responses(
-            {200: envelope("ProgressRowEnvelope", ProgressRowOut())}, 400, 401, 403, 404, 409, 413
+            {200: envelope("ProgressRowEnvelope", ProgressRowOut())},
+            *(400, 401, 403, 404, 409, 413, 429),
         ),
     )
     def post(self, request):
