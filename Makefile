@@ -10,7 +10,7 @@ RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(HOST
 # make test: the suite needs a SECRET_KEY; DATABASE_URL / REDIS_URL pass through when set.
 TEST_ENV = SECRET_KEY="$${SECRET_KEY:-test-only-secret-key}"
 
-.PHONY: run test lint format clean bench
+.PHONY: run test check-live lint format clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ run: $(VENV)/.run-deps .secret_key
 
 test: $(VENV)/.dev-deps
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+# make check-live: the checks that need a live server (fuzzing, faults under load); they start
+# their own gunicorn on a free port against DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).
+check-live: $(VENV)/.dev-deps
+	$(TEST_ENV) $(BIN)/pytest -m live tests/live $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .

@@ -13,7 +13,12 @@ from progress.models import ContentProgress, Enrollment, EnrollmentStatus, Progr
 class DateOrDateTimeField(forms.Field):
     """An ISO 8601 date or date-time. Cleans to (aware datetime, is_whole_day)."""
 
-    default_error_messages = {"invalid": "Enter an ISO 8601 date or date-time."}
+    default_error_messages = {
+        "invalid": "Enter an ISO 8601 date or date-time.",
+        "range": "Dates must fall between 1970-01-01 and 9998-12-31.",
+    }
+    earliest = date(1970, 1, 1)
+    latest = date(9998, 12, 31)
 
     def to_python(self, value):
         if value in self.empty_values:
@@ -21,15 +26,16 @@ class DateOrDateTimeField(forms.Field):
         text = value.strip()
         try:
             if len(text) == 10:
-                day = date.fromisoformat(text)
-                start = datetime.combine(day, time.min)
-                return timezone.make_aware(start, timezone.get_default_timezone()), True
-            moment = datetime.fromisoformat(text)
+                moment, whole_day = datetime.combine(date.fromisoformat(text), time.min), True
+            else:
+                moment, whole_day = datetime.fromisoformat(text), False
         except ValueError:
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if not self.earliest <= moment.date() <= self.latest:
+            raise forms.ValidationError(self.error_messages["range"], code="range")
         if timezone.is_naive(moment):
             moment = timezone.make_aware(moment, timezone.get_default_timezone())
-        return moment, False
+        return moment, whole_day
 
 
 class DateOrDateTimeFilter(django_filters.Filter):

@@ -116,6 +116,10 @@ def test_a_date_alone_is_the_whole_day_in_time_zone(settings, client_for, course
         ("?page=x", "page"),
         ("?limit=-5", "limit"),
         ("?limit=1.5", "limit"),
+        ("?endDate=9999-12-31", "endDate"),
+        ("?startDate=0001-01-01T00:00:00%2B14:00", "startDate"),
+        ("?startDate=1969-12-31", "startDate"),
+        ("?endDate=2025-10-14T25:00:00", "endDate"),
     ],
 )
 def test_bad_parameters_are_400(client_for, course, learner, rows, query, field):
