@@ -247,3 +247,22 @@ def test_immutable_fields_are_ignored(client_for, instructor, learner, other_lea
     assert response.status_code == 200
     stored = Enrollment.objects.get(pk=enrolled.pk)
     assert (stored.user_id, stored.completed_at) == (learner.pk, None)
+
+
+def test_enrol_ignores_fields_a_caller_may_not_set(client_for, learner, course):
+    response = enrol(
+        client_for(learner),
+        courseId=course.pk,
+        enrollmentStatus="CERTIFIED",
+        certificateUrl="https://evil.example/cert",
+        enrollmentDate="2000-01-01T00:00:00Z",
+        enrollmentId=777,
+        metadata={"vip": True},
+    )
+    assert response.status_code == 201
+    stored = Enrollment.objects.get(user=learner, course=course)
+    assert stored.status == "ENROLLED"
+    assert stored.certificate_url is None
+    assert stored.enrolled_at.year != 2000
+    assert stored.pk != 777
+    assert stored.metadata == {}
