@@ -1,6 +1,7 @@
 """Every failure under the API paths as {"success": false, "message": ...[, "errors": ...]}."""
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -28,6 +29,14 @@ STATUS_MESSAGES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+
+
+class Conflict(Exception):
+    """A request that is well formed but not allowed in the current state (409)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 def failure(status_code: int, message: str | None = None, errors: dict | None = None) -> dict:
@@ -69,7 +78,7 @@ def api_exception_handler(exc, context):
         request.accepted_media_type = "application/json"
 
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
+        exc = exceptions.NotFound(exc.args[0] if exc.args else None)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
@@ -93,16 +102,12 @@ def api_exception_handler(exc, context):
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None) is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+            headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
         code = exc.status_code
-        if code == 403:
-            message = "Access denied"
-        elif isinstance(exc.detail, str) and exc.detail:
-            message = str(exc.detail)
+        if code in (401, 403):  # the same words whatever went wrong, so nothing leaks
+            message = STATUS_MESSAGES[code]
         else:
-            message = STATUS_MESSAGES.get(code)
-        if code == 401:
-            message = STATUS_MESSAGES[401]
+            message = str(exc.detail) if isinstance(exc.detail, str) else None
         set_rollback()
         return Response(failure(code, message), status=code, headers=headers)
 
@@ -110,11 +115,3 @@ def api_exception_handler(exc, context):
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
     set_rollback()
     return Response(failure(500), status=500)
-
-
-class Conflict(Exception):
-    """A request that is well formed but not allowed in the current state (409)."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
