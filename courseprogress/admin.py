@@ -1,21 +1,185 @@
+"""The catalog in the admin, and the rule every admin page of the project follows.
+
+Who sees what (contract section 1, "Roles"; section 5, "The Django admin"):
+- superusers and holders of `progress.view_all_progress` (admins) see every course;
+- course staff (a CourseStaff row, OWNER or INSTRUCTOR) who are `is_staff` see only the courses
+  they teach, and those courses' content, staff, enrollments and progress rows.
+Course staff need no Django model permission: CourseStaff rows are the one source of truth, as
+in the API. Django's model permissions still add rights on top (a superuser holds them all), but
+never widen what an instructor's querysets contain.
+"""
+
 from django.contrib import admin
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from courseprogress.models import Course, CourseContent, CourseStaff
+from courseprogress.permissions import is_admin, taught_course_ids
+
+admin.site.site_header = "Course progress administration"
+admin.site.site_title = "Course progress"
+admin.site.index_title = "Courses, enrollments and progress"
+admin.site.site_url = None  # the site is an API: no "View site" link
 
 
-class CourseContentInline(admin.TabularInline):
+def visible_courses(user):
+    """The courses this user may see in the admin: all for admins, else those they teach."""
+    if is_admin(user):
+        return Course.objects.all()
+    return Course.objects.filter(pk__in=taught_course_ids(user))
+
+
+class CourseListFilter(admin.SimpleListFilter):
+    """A course filter that offers only the courses the user may see (the stock one lists all)."""
+
+    title = "course"
+    parameter_name = "course"
+
+    def lookups(self, request, model_admin):
+        return visible_courses(request.user).values_list("pk", "title")
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(course_id=value)
+
+
+class CourseScopedMixin:
+    """Scopes querysets to the user's courses and grants course staff the right to view them.
+
+    `course_lookup` is the path from the model to its course id. Subclasses widen
+    `can_change_by_role` for what the contract lets a role change.
+    """
+
+    course_lookup = "course_id"
+
+    def course_id_of(self, obj) -> int:
+        return obj.course_id
+
+    def get_field_queryset(self, db, db_field, request):
+        if db_field.related_model is Course:  # choices, and what a submitted id may be
+            return visible_courses(request.user)
+        return super().get_field_queryset(db, db_field, request)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if is_admin(request.user):
+            return queryset
+        return queryset.filter(**{f"{self.course_lookup}__in": taught_course_ids(request.user)})
+
+    def teaches(self, request, obj=None) -> bool:
+        """Course staff of obj's course, or of any course when there is no obj."""
+        courses = taught_course_ids(request.user)
+        return bool(courses) if obj is None else self.course_id_of(obj) in courses
+
+    def can_view_by_role(self, request, obj=None) -> bool:
+        return is_admin(request.user) or self.teaches(request, obj)
+
+    def can_change_by_role(self, request, obj=None) -> bool:
+        return False
+
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) or self.can_view_by_role(request)
+
+    def has_view_permission(self, request, obj=None):
+        return (
+            super().has_view_permission(request, obj)
+            or self.can_view_by_role(request, obj)
+            or self.has_change_permission(request, obj)
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) or self.can_change_by_role(request, obj)
+
+
+class CourseContentInline(CourseScopedMixin, admin.TabularInline):
     model = CourseContent
+    fields = ["position", "title"]
     extra = 0
 
+    def course_id_of(self, obj):  # inlines are asked about the parent course
+        return obj.pk
 
-class CourseStaffInline(admin.TabularInline):
+
+class CourseStaffInline(CourseScopedMixin, admin.TabularInline):
     model = CourseStaff
-    extra = 0
+    fields = ["user", "role"]
     raw_id_fields = ["user"]
+    extra = 0
+
+    def course_id_of(self, obj):
+        return obj.pk
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+
+def _count(model, **match):
+    """A per-row count as a subquery: cheap per page, no join that multiplies rows."""
+    rows = model.objects.filter(**match).order_by().values(*match).annotate(n=Count("pk"))
+    return Coalesce(Subquery(rows.values("n")), 0)
 
 
 @admin.register(Course)
-class CourseAdmin(admin.ModelAdmin):
-    list_display = ["id", "title", "created_at"]
+class CourseAdmin(CourseScopedMixin, admin.ModelAdmin):
+    course_lookup = "pk"
+    list_display = ["title", "content_items", "enrollment_count", "created_at", "dashboard_link"]
     search_fields = ["title"]
+    date_hierarchy = "created_at"
+    list_filter = [("created_at", admin.DateFieldListFilter)]
     inlines = [CourseContentInline, CourseStaffInline]
+
+    def course_id_of(self, obj):
+        return obj.pk
+
+    def get_queryset(self, request):
+        from progress.models import Enrollment
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                content_items=_count(CourseContent, course_id=OuterRef("pk")),
+                enrollment_count=_count(Enrollment, course_id=OuterRef("pk")),
+            )
+        )
+
+    @admin.display(description="content items", ordering="content_items")
+    def content_items(self, obj):
+        return obj.content_items
+
+    @admin.display(description="enrollments", ordering="enrollment_count")
+    def enrollment_count(self, obj):
+        return obj.enrollment_count
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj):
+        url = reverse("admin:courseprogress_course_dashboard", args=[obj.pk])
+        return format_html('<a href="{}">Progress dashboard</a>', url)
+
+    def dashboard_view(self, request, course_id: int):
+        from progress.dashboard import course_dashboard
+
+        return course_dashboard(request, course_id, admin_site=self.admin_site)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.dashboard_view)
+        return [
+            path("<int:course_id>/dashboard/", view, name="courseprogress_course_dashboard"),
+            *super().get_urls(),
+        ]
+
+
+@admin.register(CourseContent)
+class CourseContentAdmin(CourseScopedMixin, admin.ModelAdmin):
+    """Listed for browsing and for the content autocomplete of the progress form."""
+
+    list_display = ["title", "course", "position"]
+    list_select_related = ["course"]
+    list_filter = [CourseListFilter]
+    search_fields = ["title", "course__title"]
+    autocomplete_fields = ["course"]
+    ordering = ["course__title", "position", "id"]
