@@ -1,0 +1,102 @@
+from django.core.management.base import CommandError
+from django.db.models import Q
+
+from courseprogress.models import Course
+from progress import services
+from progress.management.base import BatchCommand, Summary, batched
+from progress.models import Enrollment, EnrollmentStatus
+from progress.serializers import iso
+
+
+class Command(BatchCommand):
+    help = """\
+Recompute each enrollment's status and completionDate from its progress rows.
+
+Rows written by bulk paths (bulk_create, COPY, QuerySet.update(), raw SQL) send no signals,
+so the enrollment sync that every API write runs never saw them. This command applies the
+same rule as the API (progress.services.automatic_status):
+  - ENROLLED becomes IN_PROGRESS when the learner has a row IN_PROGRESS or COMPLETED;
+  - ENROLLED or IN_PROGRESS becomes COMPLETED when every content item of the course has a
+    COMPLETED row; its completionDate is the last update of those rows (not before the
+    enrollment date);
+  - a COMPLETED or CERTIFIED enrollment without a completionDate gets one the same way
+    (or, with no COMPLETED rows, the time of its last status move).
+It never moves anything backwards, never moves CERTIFIED, DROPPED or EXPIRED enrollments,
+and keeps an existing completionDate. Each batch locks its enrollments (as the API's writes
+do), fixes them in a few UPDATEs, bumps their cache version and drops their cached reads.
+A second run finds nothing to fix.
+
+Examples:
+  manage.py backfill_enrollment_status --dry-run
+  manage.py backfill_enrollment_status --course 12
+"""
+    default_batch_size = 1000
+    batch_help = "Enrollments per batch; each batch is one transaction. Default: %(default)s."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--course",
+            type=int,
+            metavar="ID",
+            help="Only this course's enrollments (default: every course).",
+        )
+        super().add_arguments(parser)
+
+    def handle(self, *args, **options):
+        course_id = options["course"]
+        dry_run = options["dry_run"]
+        scope = Enrollment.objects.all()
+        if course_id is not None:
+            if not Course.objects.filter(pk=course_id).exists():
+                raise CommandError(f"Course {course_id} does not exist.")
+            scope = scope.filter(course_id=course_id)
+
+        summary = Summary(read=scope.count())
+        progress = self.progress(options, "backfill", total=summary.read, unit="enrollments")
+        # Only enrollments the rule can touch; keyset batches, so fixing rows never shifts them.
+        candidate_ids = _candidate_ids(scope, options["batch_size"])
+        for batch in batched(candidate_ids, options["batch_size"]):
+            if dry_run:
+                changes = services.enrollment_status_drift(scope.filter(pk__in=batch))
+            else:
+                changes = services.apply_enrollment_status_drift(batch)
+            for change in changes:
+                if dry_run or options["verbosity"] >= 2:
+                    self.stdout.write(_describe(change, dry_run=dry_run))
+            summary.changed += len(changes)
+            progress.advance(len(batch))
+        progress.finish()
+        summary.skipped = summary.read - summary.changed
+        self.finish(summary, options, what="enrollments")
+
+
+def _candidate_ids(scope, batch_size: int):
+    """Ids of the enrollments in scope that the rule may move or date, in pk order."""
+    may_drift = Q(status__in=services.AUTOMATIC_FROM) | Q(
+        status__in=[EnrollmentStatus.COMPLETED, EnrollmentStatus.CERTIFIED],
+        completed_at__isnull=True,
+    )
+    last = 0
+    while True:
+        ids = list(
+            scope.filter(may_drift, pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return
+        yield from ids
+        last = ids[-1]
+
+
+def _describe(change: dict, *, dry_run: bool) -> str:
+    verb = "would fix" if dry_run else "fixed"
+    text = (
+        f"{verb} enrollment {change['id']} (user {change['user_id']}, "
+        f"course {change['course_id']}): {change['status']}"
+    )
+    if change["target_status"] != change["status"]:
+        text += f" -> {change['target_status']}"
+    if change["completed_at"] is None and change["target_completed_at"] is not None:
+        text += f", completionDate {iso(change['target_completed_at'])}"
+    return text

@@ -1,0 +1,133 @@
+from datetime import datetime
+
+from django.core.management.base import CommandError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from courseprogress.exceptions import Conflict
+from courseprogress.models import Course
+from progress import services
+from progress.management.base import BatchCommand, Summary, moment_arg, parse_moment
+from progress.models import ALLOWED_MOVES, Enrollment, EnrollmentStatus
+from progress.serializers import iso
+
+EXPIRED = EnrollmentStatus.EXPIRED
+# The statuses with an allowed move to EXPIRED: ENROLLED, IN_PROGRESS, COMPLETED.
+EXPIRABLE = sorted(status for status, moves in ALLOWED_MOVES.items() if EXPIRED in moves)
+
+
+class Command(BatchCommand):
+    help = f"""\
+Move enrollments to EXPIRED when their time is up.
+
+Two rules; an enrollment that meets either expires:
+  - its metadata holds "expiresAt" (ISO 8601 date-time, or a date: the end of that day in
+    TIME_ZONE) and that moment has passed; always applied;
+  - with --before DATE: it was enrolled before DATE (a date alone is the start of that day
+    in TIME_ZONE).
+Only {", ".join(EXPIRABLE)} enrollments expire (the allowed moves): CERTIFIED, DROPPED and
+EXPIRED ones are never touched. Each move goes through progress.services.move_enrollment, so
+the enrollment's updated time, cache version and cached reads follow as for an API PATCH.
+Each batch locks its enrollments and checks the rules again under the lock. An expiresAt that
+cannot be read is reported and counted as failed (non-zero exit), and the others still expire.
+A second run finds nothing to do. A learner re-enrols as usual (EXPIRED -> ENROLLED).
+
+Examples:
+  manage.py expire_enrollments --dry-run
+  manage.py expire_enrollments --before 2025-01-01 --course 12
+"""
+    default_batch_size = 500
+    batch_help = "Enrollments per batch; each batch is one transaction. Default: %(default)s."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--before",
+            type=moment_arg,
+            metavar="DATE",
+            help="Also expire enrollments enrolled before this ISO 8601 date or date-time.",
+        )
+        parser.add_argument(
+            "--course",
+            type=int,
+            metavar="ID",
+            help="Only this course's enrollments (default: every course).",
+        )
+        super().add_arguments(parser)
+
+    def handle(self, *args, **options):
+        before = options["before"]
+        now = timezone.now()
+        scope = Enrollment.objects.filter(status__in=EXPIRABLE)
+        if options["course"] is not None:
+            if not Course.objects.filter(pk=options["course"]).exists():
+                raise CommandError(f"Course {options['course']} does not exist.")
+            scope = scope.filter(course_id=options["course"])
+        rule = Q(metadata__has_key="expiresAt")
+        if before is not None:
+            rule |= Q(enrolled_at__lt=before)
+        candidates = scope.filter(rule)
+
+        summary = Summary()
+        progress = self.progress(options, "expire_enrollments", unit="enrollments")
+        last = 0
+        while True:
+            ids = list(
+                candidates.filter(pk__gt=last)
+                .order_by("pk")
+                .values_list("pk", flat=True)[: options["batch_size"]]
+            )
+            if not ids:
+                break
+            last = ids[-1]
+            self._batch(ids, before, now, summary, options)
+            progress.advance(len(ids))
+        progress.finish()
+        self.finish(summary, options, what="enrollments")
+
+    def _batch(self, ids, before, now, summary: Summary, options) -> None:
+        dry_run = options["dry_run"]
+        with transaction.atomic():
+            for enrollment in (
+                Enrollment.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+            ):
+                summary.read += 1
+                reason, problem = _reason(enrollment, before, now)
+                if reason is None:
+                    if problem:
+                        summary.failed += 1
+                        self.stderr.write(f"enrollment {enrollment.pk}: {problem}")
+                    else:
+                        summary.skipped += 1
+                    continue
+                if not dry_run:
+                    try:
+                        services.move_enrollment(enrollment.pk, EXPIRED)
+                    except Conflict:  # moved since: no longer expirable
+                        summary.skipped += 1
+                        continue
+                summary.changed += 1
+                if dry_run or options["verbosity"] >= 2:
+                    verb = "would expire" if dry_run else "expired"
+                    self.stdout.write(
+                        f"{verb} enrollment {enrollment.pk} (user {enrollment.user_id}, "
+                        f"course {enrollment.course_id}, {enrollment.status}): {reason}"
+                    )
+
+
+def _reason(enrollment: Enrollment, before: datetime | None, now: datetime):
+    """(why it expires, or None; a problem with its metadata, or None)."""
+    if enrollment.status not in EXPIRABLE:
+        return None, None
+    if before is not None and enrollment.enrolled_at < before:
+        return f"enrolled {iso(enrollment.enrolled_at)}, before {iso(before)}", None
+    metadata = enrollment.metadata if isinstance(enrollment.metadata, dict) else {}
+    value = metadata.get("expiresAt")
+    if value is None or value == "":  # no expiry date
+        return None, None
+    expires = parse_moment(value, date_means="end") if isinstance(value, str) else None
+    if expires is None:
+        return None, f"metadata expiresAt {value!r} is not an ISO 8601 date or date-time"
+    if expires <= now:
+        return f"expiresAt {iso(expires)} has passed", None
+    return None, None

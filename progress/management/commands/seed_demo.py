@@ -1,0 +1,165 @@
+from contextlib import nullcontext
+
+from django.db import transaction
+
+from progress.management.base import BatchCommand, positive_int
+from progress.management.bench import BenchSeeder, BenchSpec
+from progress.management.demo import demo_password, load_demo
+
+SIZE_OPTIONS = ("courses", "contents", "learners", "seed")
+DEFAULT_SIZE = {"courses": 5, "contents": 10, "learners": 50, "seed": 1}
+
+
+class Command(BatchCommand):
+    help = """\
+Load demo data: a small named set to try the API with, or a large deterministic set.
+
+With no size option (what `make run` does) it loads the named demo set once: the course
+"Demo: Introduction to Python" with five content items; its owner and an instructor
+(CourseStaff rows, is_staff so they can use the admin); a superuser "admin"; a system account
+holding progress.update_any_progress; and learners at every stage (not started, in progress,
+completed, certified, dropped), all made through the services as the API would. It prints the
+accounts with their passwords (derived from SECRET_KEY, so stable for this installation) and
+API tokens, and the admin URL. Accounts, the course or enrollments that already exist are left
+as they are, so running it again changes nothing.
+
+With any of --courses, --contents, --learners or --seed it makes a large deterministic set for
+benchmarks instead: COURSES courses of CONTENTS items each, LEARNERS learners (unusable
+passwords) enrolled in every course, and one progress row per learner and item (15 % not
+started, 25 % finished, the rest part-way), written with COPY on PostgreSQL; the enrollment
+statuses are then synced set-based. Missing options take their defaults (5 courses, 10 items,
+50 learners, seed 1). Names come from the seed ("seed1_learner000001", "Seed 1 course 0001"),
+so a rerun with the same arguments creates nothing and an interrupted run is completed.
+
+Examples:
+  manage.py seed_demo
+  manage.py seed_demo --courses 20 --contents 100 --learners 500    # one million rows
+"""
+    default_batch_size = 20_000
+    batch_help = (
+        "Large set only: progress rows per batch (whole learners); each batch is one "
+        "transaction. Default: %(default)s."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--courses", type=positive_int, metavar="N", help="Large set: number of courses."
+        )
+        parser.add_argument(
+            "--contents",
+            type=positive_int,
+            metavar="N",
+            help="Large set: content items per course.",
+        )
+        parser.add_argument(
+            "--learners",
+            type=positive_int,
+            metavar="N",
+            help="Large set: learners per course (the same learners take every course).",
+        )
+        parser.add_argument(
+            "--seed",
+            type=int,
+            metavar="N",
+            help="Large set: the seed that names and shapes the data (same seed, same data).",
+        )
+        parser.add_argument(
+            "--no-copy",
+            action="store_true",
+            help="Large set: insert progress rows with INSERT even on PostgreSQL (slower).",
+        )
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where the server runs, for the URLs printed at the end. Default: %(default)s.",
+        )
+        super().add_arguments(parser)
+
+    def handle(self, *args, **options):
+        bulk = any(options[name] is not None for name in SIZE_OPTIONS)
+        # A dry run does everything in one transaction and rolls it back; a real run commits
+        # batch by batch, so an interrupted large run keeps its work and the next run resumes.
+        with transaction.atomic() if options["dry_run"] else nullcontext():
+            result = self._bench(options) if bulk else load_demo()
+            if options["dry_run"]:
+                transaction.set_rollback(True)
+        if bulk:
+            self._print_bench(result, options)
+            self.finish(result.summary, options, what="objects")
+        else:
+            self._print_demo(result, options)
+            self.finish(result.summary, options, what="objects")
+
+    # --- large set ----------------------------------------------------------------------------
+
+    def _bench(self, options):
+        size = {name: options[name] or DEFAULT_SIZE[name] for name in SIZE_OPTIONS}
+        if options["seed"] is not None:
+            size["seed"] = options["seed"]
+        spec = BenchSpec(**size)
+        progress = self.progress(options, "seed_demo", total=spec.rows, unit="progress rows")
+        seeder = BenchSeeder(
+            spec,
+            batch_size=options["batch_size"],
+            use_copy=not options["no_copy"],
+            progress=progress,
+        )
+        return seeder.run()
+
+    def _print_bench(self, result, options):
+        if options["verbosity"] < 1:
+            return
+        spec = result.spec
+        out = self.stdout
+        out.write(
+            f"Large set seed {spec.seed}: {spec.courses} courses x {spec.contents} items x "
+            f"{spec.learners} learners = {spec.rows} progress rows."
+        )
+        created = ", ".join(f"{n} {kind}" for kind, n in result.created.items())
+        verb = "Would create" if options["dry_run"] else "Created"
+        out.write(f"{verb}: {created}; enrollment statuses synced: {result.synced}.")
+        if options["verbosity"] >= 2:
+            timings = ", ".join(f"{name} {sec:.1f} s" for name, sec in result.timings.items())
+            out.write(f"Timings: {timings}.")
+        if options["dry_run"]:
+            return
+        ids = result.course_ids
+        out.write(f"Course ids: {ids[0]}..{ids[-1]}" if len(ids) > 1 else f"Course id: {ids[0]}")
+        out.write("Tokens (send as 'Authorization: Token <token>'):")
+        for username, role, key in result.accounts:
+            out.write(f"  {username:<22} {key}  ({role})")
+        out.write(
+            "Learners have unusable passwords; make a token with "
+            f"`manage.py drf_create_token {spec.learner_name(0)}`."
+        )
+
+    # --- named set ----------------------------------------------------------------------------
+
+    def _print_demo(self, result, options):
+        if options["verbosity"] < 1:
+            return
+        out = self.stdout
+        base = options["base_url"].rstrip("/")
+        course = result.course
+        state = "loaded" if result.summary.changed else "already loaded; nothing changed"
+        if options["dry_run"]:
+            out.write(f"Demo set: would load {result.summary.changed} objects.")
+            return
+        out.write(f'Demo set {state}: course {course.pk} "{course.title}".')
+        out.write("Accounts (password, API token, what they can do):")
+        for account, user, token in result.accounts:
+            out.write(
+                f"  {account.username:<16} password {demo_password(account.username)}  "
+                f"token {token}  user {user.pk}: {account.role}"
+            )
+        out.write(
+            "  (passwords are set when an account is created; an account that existed before "
+            "keeps its own)"
+        )
+        out.write(f"Admin: {base}/admin/")
+        learner = next(user for account, user, _ in result.accounts if account.stage)
+        out.write(f"API docs: {base}/api/docs/")
+        out.write(
+            f"Try: curl -H 'Authorization: Token <token>' "
+            f"{base}/user-progress/{course.pk}/{learner.pk}"
+        )
