@@ -38,7 +38,9 @@ def _report(modeladmin, request, done: int, verb: str, refused: list[str]) -> No
         )
 
 
-def _move_each(modeladmin, request, queryset, to_status: str, urls: dict | None = None) -> None:
+def _move_each(
+    modeladmin, request, queryset, to_status: str, urls: dict | None = None, verb: str = ""
+) -> None:
     done, refused = 0, []
     for pk, username, title in queryset.values_list("pk", "user__username", "course__title"):
         extra = {"certificate_url": urls[pk]} if urls and pk in urls else {}
@@ -49,12 +51,12 @@ def _move_each(modeladmin, request, queryset, to_status: str, urls: dict | None 
         else:  # the enrollment's History page shows who moved it
             modeladmin.log_change(request, enrollment, f"Moved to {to_status} (admin action).")
             done += 1
-    _report(modeladmin, request, done, f"now {to_status}", refused)
+    _report(modeladmin, request, done, verb or f"now {to_status}", refused)
 
 
-def _move_action(to_status: str, name: str, description: str):
+def _move_action(to_status: str, name: str, description: str, verb: str = ""):
     def action(modeladmin, request, queryset):
-        _move_each(modeladmin, request, queryset, to_status)
+        _move_each(modeladmin, request, queryset, to_status, verb=verb)
 
     action.__name__ = name
     return admin.action(description=description, permissions=["change"])(action)
@@ -65,8 +67,12 @@ complete = _move_action(
 )
 drop = _move_action(EnrollmentStatus.DROPPED, "drop", "Drop selected enrollments")
 expire = _move_action(EnrollmentStatus.EXPIRED, "expire", "Expire selected enrollments")
+# Re-enrolment applies the automatic moves at once: a learner with progress is IN_PROGRESS.
 reenrol = _move_action(
-    EnrollmentStatus.ENROLLED, "reenrol", "Re-enrol selected enrollments (from DROPPED/EXPIRED)"
+    EnrollmentStatus.ENROLLED,
+    "reenrol",
+    "Re-enrol selected enrollments (from DROPPED/EXPIRED)",
+    verb="re-enrolled",
 )
 
 

@@ -18,7 +18,7 @@ to the database and a write never fails because Redis is away.
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -118,13 +118,18 @@ def get_or_compute_once(key: str, stamp, compute: Callable[[], object], ttl: int
     return data
 
 
-def invalidate(*, user_id: int, course_id: int) -> None:
-    cache.delete_many([learner_key(course_id, user_id), analytics_key(course_id)])
+def invalidate_many_on_commit(pairs: Iterable[tuple[int, int]]) -> None:
+    """Delete the superseded entries of these (user_id, course_id) pairs once the write is
+    committed, in one round trip (best effort; see above)."""
+    keys = set()
+    for user_id, course_id in pairs:
+        keys.update({learner_key(course_id, user_id), analytics_key(course_id)})
+    if keys:
+        transaction.on_commit(lambda: cache.delete_many(sorted(keys)))
 
 
 def invalidate_on_commit(*, user_id: int, course_id: int) -> None:
-    """Delete the superseded entries once the write is committed (best effort; see above)."""
-    transaction.on_commit(lambda: invalidate(user_id=user_id, course_id=course_id))
+    invalidate_many_on_commit([(user_id, course_id)])
 
 
 def ttl(name: str) -> int:

@@ -90,9 +90,6 @@ def record_progress(
         raise PermissionDenied("Only system users and admins may lock content.")
     if not CourseContent.objects.filter(pk=content_id, course_id=course_id).exists():
         raise ValidationError({"courseContentId": ["This content is not part of the course."]})
-    if status == ProgressStatus.COMPLETED and percent is None:
-        percent = HUNDRED
-
     with transaction.atomic():
         enrollment = _lock_enrollment(user_id=user_id, course_id=course_id)
         if enrollment is None or enrollment.status not in ACTIVE_ENROLLMENT_STATUSES:
@@ -101,38 +98,72 @@ def record_progress(
             ContentProgress.objects.select_for_update()
             .filter(user_id=user_id, course_id=course_id, content_id=content_id)
             .first()
+        ) or ContentProgress(user_id=user_id, course_id=course_id, content_id=content_id)
+        changes = progress_changes(
+            row,
+            status=status,
+            percent=percent,
+            duration=duration,
+            metadata=metadata,
+            exact=exact,
         )
-        if row is None:
-            row = ContentProgress(
-                user_id=user_id,
-                course_id=course_id,
-                content_id=content_id,
-                status=status,
-                percent=percent if percent is not None else Decimal("0.00"),
-                duration=duration if duration is not None else 0,
-                metadata=metadata if metadata is not None else {},
-            )
-        elif exact:
-            row.status = status
-            if percent is not None:
-                row.percent = percent
-            if duration is not None:
-                row.duration = duration
-            if metadata is not None:
-                row.metadata = metadata
-        else:
-            if row.status == ProgressStatus.LOCKED:
-                raise Conflict("This content is locked for the learner.")
-            if PROGRESS_RANK[status] > PROGRESS_RANK[row.status]:
-                row.status = status
-            if percent is not None and percent > row.percent:
-                row.percent = percent
-            if duration is not None and duration > row.duration:
-                row.duration = duration
-            if metadata:
-                row.metadata = {**(row.metadata or {}), **metadata}
-        row.save()  # the post_save receiver syncs the enrollment, inside this transaction
+        if changes or row.pk is None:  # a retry that changes nothing writes nothing
+            for name, value in changes.items():
+                setattr(row, name, value)
+            row.save()  # the post_save receiver syncs the enrollment, inside this transaction
     return row
+
+
+def progress_changes(
+    row: ContentProgress,
+    *,
+    status: str,
+    percent: Decimal | None = None,
+    duration: int | None = None,
+    metadata: dict | None = None,
+    exact: bool = False,
+) -> dict:
+    """The fields an update changes on `row` (stored, or new and unsaved): contract 3.3.
+
+    COMPLETED with no percent means 100.00. A learner's update merges: status keeps the further
+    of old and new, percent and duration the larger, metadata keys sent overwrite stored keys;
+    a learner's update of LOCKED content is a Conflict. With `exact` (system users, admins) the
+    fields sent are taken as sent and omitted ones keep their stored values.
+    """
+    if status == ProgressStatus.COMPLETED and percent is None:
+        percent = HUNDRED
+    if exact or row.pk is None:
+        wanted = {"status": status, "percent": percent, "duration": duration, "metadata": metadata}
+    else:
+        if row.status == ProgressStatus.LOCKED:
+            raise Conflict("This content is locked for the learner.")
+        wanted = {
+            "status": max(status, row.status, key=PROGRESS_RANK.__getitem__),
+            "percent": max(percent, row.percent) if percent is not None else None,
+            "duration": max(duration, row.duration) if duration is not None else None,
+            "metadata": {**(row.metadata or {}), **metadata} if metadata else None,
+        }
+    return {
+        name: value
+        for name, value in wanted.items()
+        if value is not None and value != getattr(row, name)
+    }
+
+
+def progress_update_changes(stored: ContentProgress | None, **update) -> bool:
+    """Whether record_progress(**update) would write anything to `stored` (None: a new row).
+
+    Lets an import skip rows already as asked, so a second run changes nothing. An update the
+    service would refuse counts as a change, so that the caller gets the service's error.
+    """
+    if stored is None or (
+        update.get("status") == ProgressStatus.LOCKED and not update.get("exact")
+    ):
+        return True
+    try:
+        return bool(progress_changes(stored, **update))
+    except Conflict:
+        return True
 
 
 # --- enrollment status ---------------------------------------------------------------------
@@ -216,15 +247,21 @@ def _check_move(enrollment: Enrollment, to_status: str) -> None:
 
 def _apply_move(enrollment: Enrollment, to_status: str, fields: tuple[str, ...] = ()) -> None:
     now = timezone.now()
-    enrollment.status = to_status
-    changed = ["status", *fields]
-    if to_status == EnrollmentStatus.COMPLETED and enrollment.completed_at is None:
-        enrollment.completed_at = now
-        changed.append("completed_at")
-    elif to_status == EnrollmentStatus.ENROLLED:  # re-enrolment starts a new attempt
+    changed = ["status", "completed_at", *fields]
+    if to_status == EnrollmentStatus.ENROLLED:
+        # Re-enrolment starts a new attempt, and the automatic moves apply at once to the
+        # progress the learner already has (as backfill_enrollment_status would apply them).
         enrollment.enrolled_at = now
         enrollment.completed_at = None
-        changed += ["enrolled_at", "completed_at"]
+        enrollment.status = to_status
+        to_status = automatic_status(
+            enrollment,
+            progress_stats(user_id=enrollment.user_id, course_id=enrollment.course_id),
+        )
+        changed.append("enrolled_at")
+    enrollment.status = to_status
+    if to_status == EnrollmentStatus.COMPLETED and enrollment.completed_at is None:
+        enrollment.completed_at = now
     _save_enrollment(enrollment, status_changed=True, fields=changed)
 
 
@@ -267,244 +304,3 @@ def _update(enrollment: Enrollment, to_status, *, certificate_url, metadata) -> 
     elif fields:
         _save_enrollment(enrollment, status_changed=False, fields=fields)
     return enrollment
-
-
-# --- bulk paths: set-based status sync, cache bumps, no-op detection (issue 6) --------------
-# bulk_create, COPY and QuerySet.update() send no signals, so sync_enrollment_status never sees
-# their rows. The functions below apply the same rule as automatic_status / progress_stats to
-# many enrollments in a few statements (tests/test_commands.py checks that they agree), and
-# bump cache_version for whatever a bulk write touched, so cached reads see it (progress/cache.py).
-# Imported here rather than at the top so that this section stays a self-contained addition.
-from collections import defaultdict  # noqa: E402
-from collections.abc import Iterable  # noqa: E402
-
-from django.db.models import (  # noqa: E402
-    Case,
-    CharField,
-    DateTimeField,
-    Exists,
-    Max,
-    OuterRef,
-    QuerySet,
-    Subquery,
-    Value,
-    When,
-)
-from django.db.models.functions import Coalesce, Greatest  # noqa: E402
-
-AUTOMATIC_FROM = (EnrollmentStatus.ENROLLED, EnrollmentStatus.IN_PROGRESS)
-_HAS_COMPLETION = (EnrollmentStatus.COMPLETED, EnrollmentStatus.CERTIFIED)
-
-
-def _own_rows() -> QuerySet:
-    """The enrollment's learner's rows on content of its course (what progress_stats counts)."""
-    return ContentProgress.objects.filter(
-        user_id=OuterRef("user_id"),
-        course_id=OuterRef("course_id"),
-        content__course_id=OuterRef("course_id"),
-    ).order_by()
-
-
-def completion_date_expression():
-    """When a learner finished: the last update of their COMPLETED rows, else the enrollment's
-    last status move, never before the enrollment date. Used where no live write saw the moment
-    (the service itself stamps the time of the write that completed the course)."""
-    last_completed = Subquery(
-        _own_rows()
-        .filter(status=ProgressStatus.COMPLETED)
-        .values("user_id")
-        .annotate(last=Max("updated_at"))
-        .values("last")
-    )
-    return Greatest(
-        Coalesce(last_completed, F("updated_at")), F("enrolled_at"), output_field=DateTimeField()
-    )
-
-
-def enrollment_status_targets(enrollments: QuerySet | None = None) -> QuerySet:
-    """The enrollments the automatic moves could touch, annotated with `target_status` (what
-    automatic_status would give) and `completion_date` (the stored one, else
-    completion_date_expression()).
-
-    Only ENROLLED and IN_PROGRESS move, and only forward; COMPLETED and CERTIFIED enrollments
-    are candidates only while they lack a completion date.
-    """
-    qs = Enrollment.objects.all() if enrollments is None else enrollments
-    rows = _own_rows()
-    contents = Subquery(
-        CourseContent.objects.filter(course_id=OuterRef("course_id"))
-        .order_by()
-        .values("course_id")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    completed = Subquery(
-        rows.filter(status=ProgressStatus.COMPLETED)
-        .values("user_id")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    activity = [ProgressStatus.IN_PROGRESS, ProgressStatus.COMPLETED]
-    candidates = Q(status__in=AUTOMATIC_FROM) | Q(
-        status__in=_HAS_COMPLETION, completed_at__isnull=True
-    )
-    return (
-        qs.filter(candidates)
-        .alias(
-            n_contents=Coalesce(contents, 0),
-            n_completed=Coalesce(completed, 0),
-            has_activity=Exists(rows.filter(status__in=activity)),
-        )
-        .annotate(
-            target_status=Case(
-                When(
-                    status__in=AUTOMATIC_FROM,
-                    n_contents__gt=0,
-                    n_completed__gte=F("n_contents"),
-                    then=Value(EnrollmentStatus.COMPLETED),
-                ),
-                When(
-                    status=EnrollmentStatus.ENROLLED,
-                    has_activity=True,
-                    then=Value(EnrollmentStatus.IN_PROGRESS),
-                ),
-                default=F("status"),
-                output_field=CharField(),
-            ),
-            completion_date=Coalesce(F("completed_at"), completion_date_expression()),
-        )
-    )
-
-
-DRIFT_VALUES = (
-    "id",
-    "user_id",
-    "course_id",
-    "status",
-    "completed_at",
-    "target_status",
-    "target_completed_at",
-)
-
-
-def enrollment_status_drift(enrollments: QuerySet | None = None) -> list[dict]:
-    """The enrollments whose status (or missing completion date) disagrees with their rows,
-    in pk order, as DRIFT_VALUES dicts. Evaluated in one query; pass a bounded queryset."""
-    drift = []
-    with transaction.atomic():
-        _without_jit()
-        rows = list(
-            enrollment_status_targets(enrollments)
-            .order_by("pk")
-            .values(*DRIFT_VALUES[:-1], "completion_date")
-        )
-    for row in rows:
-        target = row["target_status"]
-        dated = target in _HAS_COMPLETION
-        if target != row["status"] or (dated and row["completed_at"] is None):
-            completion_date = row.pop("completion_date")
-            row["target_completed_at"] = completion_date if dated else row["completed_at"]
-            drift.append(row)
-    return drift
-
-
-def _without_jit() -> None:
-    """PostgreSQL costs the correlated subqueries high and JIT-compiles the query, which takes
-    longer than running it (0.8 s against 0.2 s for 1,000 enrollments): off, for this
-    transaction only."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
-
-
-def apply_enrollment_status_drift(enrollment_ids: Iterable[int]) -> list[dict]:
-    """Lock these enrollments, recompute their drift under the lock, fix it in a few UPDATEs.
-
-    Returns what changed (DRIFT_VALUES dicts). A moved status moves enrollment_updated_at; every
-    changed enrollment's cache_version is bumped, and its cached reads dropped after commit.
-    """
-    ids = list(enrollment_ids)
-    if not ids:
-        return []
-    with transaction.atomic():
-        locked = list(
-            Enrollment.objects.select_for_update()
-            .filter(pk__in=ids)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        changes = enrollment_status_drift(Enrollment.objects.filter(pk__in=locked))
-        groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
-        for change in changes:
-            moving = change["target_status"] != change["status"]
-            groups[(change["target_status"], moving)].append(change["id"])
-        now = timezone.now()
-        for (target, moving), group in groups.items():
-            values = {"status": target, "cache_version": F("cache_version") + 1}
-            if target in _HAS_COMPLETION:
-                values["completed_at"] = Coalesce(F("completed_at"), completion_date_expression())
-            if moving:
-                values["updated_at"] = now
-            Enrollment.objects.filter(pk__in=group).update(**values)
-        invalidate_many_on_commit((c["user_id"], c["course_id"]) for c in changes)
-    return changes
-
-
-def touch_enrollments(*, course_id: int, user_ids: Iterable[int]) -> int:
-    """After a bulk write to these learners' rows in a course: bump their cache versions."""
-    user_ids = list(user_ids)
-    touched = Enrollment.objects.filter(course_id=course_id, user_id__in=user_ids).update(
-        cache_version=F("cache_version") + 1
-    )
-    invalidate_many_on_commit((user_id, course_id) for user_id in user_ids)
-    return touched
-
-
-def invalidate_many_on_commit(pairs: Iterable[tuple[int, int]]) -> None:
-    """cache.invalidate_on_commit for many (user_id, course_id) pairs in one round trip."""
-    from django.core.cache import cache as django_cache
-
-    keys = set()
-    for user_id, course_id in pairs:
-        keys.add(cache.learner_key(course_id, user_id))
-        keys.add(cache.analytics_key(course_id))
-    if keys:
-        transaction.on_commit(lambda: django_cache.delete_many(sorted(keys)))
-
-
-def progress_update_changes(
-    stored: ContentProgress | None,
-    *,
-    status: str,
-    percent: Decimal | None = None,
-    duration: int | None = None,
-    metadata: dict | None = None,
-    exact: bool = False,
-) -> bool:
-    """Whether record_progress with these arguments would change `stored` (or create a row).
-
-    Lets a re-run import skip rows that are already as asked, so it changes nothing. Refusals
-    are not predicted: an update record_progress would refuse (LOCKED without `exact`, a locked
-    row under the learner merge) counts as a change, so the caller gets the service's error.
-    """
-    if stored is None or (status == ProgressStatus.LOCKED and not exact):
-        return True
-    if status == ProgressStatus.COMPLETED and percent is None:
-        percent = HUNDRED
-    if exact:
-        return (
-            stored.status != status
-            or (percent is not None and percent != stored.percent)
-            or (duration is not None and duration != stored.duration)
-            or (metadata is not None and metadata != stored.metadata)
-        )
-    if stored.status == ProgressStatus.LOCKED:
-        return True
-    return (
-        PROGRESS_RANK[status] > PROGRESS_RANK[stored.status]
-        or (percent is not None and percent > stored.percent)
-        or (duration is not None and duration > stored.duration)
-        or (bool(metadata) and {**(stored.metadata or {}), **metadata} != stored.metadata)
-    )

@@ -4,12 +4,31 @@ course's cache stamp. Bulk paths send no signals: they call the services themsel
 backfill_enrollment_status command repairs afterwards.
 """
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
+_sync_deferred = ContextVar("enrollment_sync_deferred", default=False)
+
+
+@contextmanager
+def enrollment_sync_deferred():
+    """Within this block (this thread only), progress saves do not sync their enrollment.
+
+    For bulk writers that then sync the enrollments they touched themselves, set-based
+    (progress.bulk.apply_enrollment_status_drift) before they commit.
+    """
+    token = _sync_deferred.set(True)
+    try:
+        yield
+    finally:
+        _sync_deferred.reset(token)
+
 
 def progress_changed(sender, instance, raw=False, **kwargs):
-    if raw:  # loaddata: fixtures are taken as they are
+    if raw or _sync_deferred.get():  # loaddata fixtures are taken as they are
         return
     from progress.services import sync_enrollment_status
 

@@ -102,17 +102,46 @@ def test_completion_keeps_its_date(learner, course, contents, enrolled):
 
 
 def test_re_enrolment_starts_a_new_attempt(learner, course, contents, enrolled):
+    services.record_progress(
+        user_id=learner.pk, course_id=course.pk, content_id=contents[0].pk, status="COMPLETED"
+    )
+    services.move_enrollment(enrolled.pk, "IN_PROGRESS")
+    services.move_enrollment(enrolled.pk, "DROPPED")
+    old = Enrollment.objects.get(pk=enrolled.pk)
+    enrollment, created = services.enrol(user_id=learner.pk, course_id=course.pk)
+    assert not created
+    assert enrollment.enrolled_at > old.enrolled_at
+    # The automatic moves apply at once to the progress the learner already has.
+    assert enrollment.status == "IN_PROGRESS"
+    assert Enrollment.objects.get(pk=enrolled.pk).status == "IN_PROGRESS"
+
+
+def test_re_enrolment_without_progress_is_enrolled(learner, course, enrolled):
+    services.move_enrollment(enrolled.pk, "EXPIRED")
+    enrollment, _ = services.enrol(user_id=learner.pk, course_id=course.pk)
+    assert enrollment.status == "ENROLLED"
+
+
+def test_re_enrolment_of_a_finished_learner_completes_again(learner, course, contents, enrolled):
     for content in contents:
         services.record_progress(
             user_id=learner.pk, course_id=course.pk, content_id=content.pk, status="COMPLETED"
         )
     services.move_enrollment(enrolled.pk, "DROPPED")
-    old = Enrollment.objects.get(pk=enrolled.pk)
-    enrollment, created = services.enrol(user_id=learner.pk, course_id=course.pk)
-    assert not created
-    assert enrollment.status == "ENROLLED"
-    assert enrollment.completed_at is None
-    assert enrollment.enrolled_at > old.enrolled_at
+    enrollment, _ = services.enrol(user_id=learner.pk, course_id=course.pk)
+    assert enrollment.status == "COMPLETED"
+    assert enrollment.completed_at >= enrollment.enrolled_at
+
+
+def test_a_retry_that_changes_nothing_writes_nothing(learner, course, contents, enrolled):
+    kwargs = {"user_id": learner.pk, "course_id": course.pk, "content_id": contents[0].pk}
+    first = services.record_progress(**kwargs, status="IN_PROGRESS", percent=Decimal(40))
+    version = Enrollment.objects.get(pk=enrolled.pk).cache_version
+    again = services.record_progress(**kwargs, status="NOT_STARTED", percent=Decimal(10))
+    stored = ContentProgress.objects.get(pk=first.pk)
+    assert stored.updated_at == first.updated_at
+    assert (again.status, again.percent) == ("IN_PROGRESS", Decimal("40.00"))
+    assert Enrollment.objects.get(pk=enrolled.pk).cache_version == version
 
 
 def test_move_to_certified_needs_url(learner, course, enrolled):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from courseprogress.models import Course, CourseContent, CourseStaff
-from progress import services
+from progress import bulk
 from progress.management.base import Progress, Summary, batched
 from progress.models import ContentProgress, Enrollment
 
@@ -298,7 +298,7 @@ class BenchSeeder:
             if rows:
                 with transaction.atomic():
                     self._insert(rows)
-                    services.touch_enrollments(
+                    bulk.touch_enrollments(
                         course_id=course.pk, user_ids=sorted({row[0] for row in rows})
                     )
             considered = len(chunk) * len(content_ids)
@@ -345,5 +345,5 @@ class BenchSeeder:
             )
             if not ids:
                 return
-            self.result.synced += len(services.apply_enrollment_status_drift(ids))
+            self.result.synced += len(bulk.apply_enrollment_status_drift(ids))
             last = ids[-1]

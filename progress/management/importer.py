@@ -9,7 +9,7 @@ and stops the import: rerun it, and the rows already written are skipped as unch
 Rows are written with services.record_progress: the learner merge, unless `exact` (the
 --overwrite option: the fields given are stored as given, as for system users), and its checks
 and locking hold. The enrollment sync that follows every write runs once per batch instead,
-set-based, before the batch commits (see enrollment_sync_deferred): same statuses, same cache
+set-based, before the batch commits (signals.enrollment_sync_deferred): same statuses, same cache
 version bumps and invalidation, half the work. A row that would not change is not written at
 all, so a second run changes nothing (not even updated_at).
 
@@ -20,7 +20,6 @@ created_at, and a change to it is written now, like any other write. Timestamps 
 the future, nor updated before created.
 """
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,13 +27,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models.signals import post_save
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import Course, CourseContent
-from progress import services, signals
+from progress import bulk, services, signals
 from progress.management.base import Summary, parse_moment
 from progress.management.progress_files import CREATED, UPDATED, Record
 from progress.models import ACTIVE_ENROLLMENT_STATUSES, ContentProgress, Enrollment
@@ -43,7 +41,6 @@ from progress.serializers import ProgressUpdateIn
 API_FIELDS = tuple(ProgressUpdateIn().fields)  # the POST body's fields
 NO_ENROLLMENT = "The learner has no active enrollment in this course."
 CHANGED, SKIPPED = "changed", "skipped"
-SYNC_RECEIVER = "progress-saved"  # progress/signals.py's dispatch_uid for the post_save sync
 ROLLED_BACK = "rolled back with its batch"
 
 
@@ -87,25 +84,6 @@ def _service_message(exc: Exception) -> str:
     if isinstance(exc, PermissionDenied):
         return "progressStatus: LOCKED is set only with --overwrite (as only system users may)."
     return " ".join(str(message) for message in getattr(exc, "messages", [exc]))
-
-
-@contextmanager
-def enrollment_sync_deferred():
-    """Within a batch, skip the per-row enrollment sync that ContentProgress's post_save runs.
-
-    The batch then syncs its enrollments itself before it commits, set-based (the same rule,
-    tested to agree) and bumps their cache versions: the same result, and an import about
-    twice as fast, since the per-row sync (lock, count, update, refresh) is most of a write.
-    If the receiver is not found (renamed), rows simply sync one by one, as before.
-    """
-    disconnected = post_save.disconnect(sender=ContentProgress, dispatch_uid=SYNC_RECEIVER)
-    try:
-        yield
-    finally:
-        if disconnected:
-            post_save.connect(
-                signals.progress_changed, sender=ContentProgress, dispatch_uid=SYNC_RECEIVER
-            )
 
 
 def _enrollment_only(data: dict) -> bool:
@@ -183,7 +161,7 @@ class Importer:
         failure = None
         if rows:
             try:
-                with transaction.atomic(), enrollment_sync_deferred():
+                with transaction.atomic(), signals.enrollment_sync_deferred():
                     outcomes.update(self._write(rows, Lookups(rows)))
                     if self.dry_run:
                         transaction.set_rollback(True)
@@ -254,10 +232,8 @@ class Importer:
         written = {row.key[:2] for row in valid if outcomes[row.index] == CHANGED}
         for course_id in {course_id for _, course_id in written}:
             users = sorted(user_id for user_id, c in written if c == course_id)
-            services.touch_enrollments(course_id=course_id, user_ids=users)
-        services.apply_enrollment_status_drift(
-            sorted(lookups.enrollment_ids[pair] for pair in written)
-        )
+            bulk.touch_enrollments(course_id=course_id, user_ids=users)
+        bulk.apply_enrollment_status_drift(sorted(lookups.enrollment_ids[pair] for pair in written))
         return outcomes
 
 

@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 from django.db.models import Q
 
 from courseprogress.models import Course
-from progress import services
+from progress import bulk
 from progress.management.base import BatchCommand, Summary, batched
 from progress.models import Enrollment, EnrollmentStatus
 from progress.serializers import iso
@@ -57,9 +57,9 @@ Examples:
         candidate_ids = _candidate_ids(scope, options["batch_size"])
         for batch in batched(candidate_ids, options["batch_size"]):
             if dry_run:
-                changes = services.enrollment_status_drift(scope.filter(pk__in=batch))
+                changes = bulk.enrollment_status_drift(scope.filter(pk__in=batch))
             else:
-                changes = services.apply_enrollment_status_drift(batch)
+                changes = bulk.apply_enrollment_status_drift(batch)
             for change in changes:
                 if dry_run or options["verbosity"] >= 2:
                     self.stdout.write(_describe(change, dry_run=dry_run))
@@ -72,7 +72,7 @@ Examples:
 
 def _candidate_ids(scope, batch_size: int):
     """Ids of the enrollments in scope that the rule may move or date, in pk order."""
-    may_drift = Q(status__in=services.AUTOMATIC_FROM) | Q(
+    may_drift = Q(status__in=bulk.AUTOMATIC_FROM) | Q(
         status__in=[EnrollmentStatus.COMPLETED, EnrollmentStatus.CERTIFIED],
         completed_at__isnull=True,
     )
