@@ -230,7 +230,7 @@ REST_FRAMEWORK = {
         "courseprogress.renderers.EnvelopeJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["courseprogress.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "courseprogress.pagination.PageLimitPagination",
     "EXCEPTION_HANDLER": "courseprogress.exceptions.api_exception_handler",

@@ -6,6 +6,7 @@ import math
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError, connection
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -70,6 +71,26 @@ def _messages(value, prefix=""):
         yield f"{prefix}{value}"
 
 
+# SQLSTATE classes that mean "the database cannot serve this now; the same request may succeed
+# later": connection exceptions, insufficient resources, operator intervention (shutdown,
+# statement timeout), transaction rollback (deadlock, serialization failure).
+RETRYABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40")
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(exc) -> bool:
+    if isinstance(exc, InterfaceError):  # the connection was already closed under us
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith(RETRYABLE_SQLSTATE_CLASSES)
+    if connection.vendor == "sqlite":
+        return "locked" in str(exc)
+    return True  # no answer from the server at all (refused, reset, shutting down)
+
+
 def api_exception_handler(exc, context):
     # Errors are JSON for every client, including browsers that asked for the browsable API.
     request = context.get("request")
@@ -111,7 +132,20 @@ def api_exception_handler(exc, context):
         set_rollback()
         return Response(failure(code, message), status=code, headers=headers)
 
+    if database_unavailable(exc):
+        logger.warning("Database unavailable in %s: %s", _view_name(context), exc)
+        set_rollback()
+        return Response(
+            failure(503, "The service is briefly unavailable; please retry."),
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
     # Anything else is a bug: log it with its traceback, answer with no detail.
-    logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+    logger.exception("Unhandled error in %s", _view_name(context))
     set_rollback()
     return Response(failure(500), status=500)
+
+
+def _view_name(context) -> str:
+    return context.get("view").__class__.__name__

@@ -1,5 +1,6 @@
 """OpenAPI descriptions of the envelope, so that generated clients see the real bodies."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -11,6 +12,7 @@ _MESSAGES = {
     409: "Not allowed in the current state",
     413: "Request body too large",
     429: "Too many requests: see Retry-After",
+    503: "The database is unreachable for a moment: retry after Retry-After seconds",
 }
 
 
@@ -27,7 +29,17 @@ class FailureOut(serializers.Serializer):
 
 
 class ValidationFailureOut(FailureOut):
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # A body that is not JSON at all (a parse error) is a 400 with a message and no `errors`.
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+# gunicorn refuses a request line over 4094 bytes (limit_request_line) with its own HTML page,
+# before the app sees the request; any operation can get it, e.g. with a very long query string.
+REQUEST_LINE_TOO_LONG = OpenApiResponse(
+    OpenApiTypes.STR, description="Request line too long: refused by gunicorn, as HTML"
+)
 
 
 def envelope(name: str, results, *, paginated: bool = False):
@@ -47,4 +59,6 @@ def responses(ok: dict, *codes: int) -> dict:
     for code in codes:
         body = ValidationFailureOut if code == 400 else FailureOut
         out[code] = OpenApiResponse(body, description=_MESSAGES[code])
+    out[503] = OpenApiResponse(FailureOut, description=_MESSAGES[503])
+    out[(414, "text/html")] = REQUEST_LINE_TOO_LONG
     return out

@@ -89,8 +89,17 @@ def get_or_compute(key: str, stamp, compute: Callable[[], object], ttl: int):
     if isinstance(entry, dict) and entry.get("stamp") == stamp:
         return entry["data"]
     data = compute()
-    cache.set(key, {"stamp": stamp, "data": data}, ttl)
+    store(key, {"stamp": stamp, "data": data}, ttl)
     return data
+
+
+def store(key: str, entry: dict, ttl: int) -> None:
+    """cache.set that never fails the request: django-redis ignores connection errors, not
+    errors in pickling the value (e.g. RecursionError on deeply nested metadata)."""
+    try:
+        cache.set(key, entry, ttl)
+    except Exception:
+        logger.warning("Could not cache %s", key, exc_info=True)
 
 
 def get_or_compute_once(key: str, stamp, compute: Callable[[], object], ttl: int, wait=2.0):
@@ -112,7 +121,7 @@ def get_or_compute_once(key: str, stamp, compute: Callable[[], object], ttl: int
             if isinstance(entry, dict) and entry.get("stamp") == stamp:
                 return entry["data"]
     data = compute()
-    cache.set(key, {"stamp": stamp, "data": data}, ttl)
+    store(key, {"stamp": stamp, "data": data}, ttl)
     if acquired:
         cache.delete(lock_key)
     return data

@@ -118,11 +118,30 @@ COURSE_PAGE_PARAMS = ("status", "sortBy", "order", "page", "limit")
 
 
 def _relevant(params, names) -> dict:
-    return {name: params[name] for name in names if name in params}
+    """The query parameters an endpoint reads; one given twice keeps its values (a 400 later)."""
+    relevant = {}
+    for name in names:
+        if name in params:
+            values = params.getlist(name) if hasattr(params, "getlist") else [params[name]]
+            relevant[name] = values[0] if len(values) == 1 else values
+    return relevant
+
+
+def reject_blank_or_repeated(params: dict) -> None:
+    """`?page=` or `?status=a&status=b` is a 400, not the default or one of the values."""
+    errors = {}
+    for name, value in params.items():
+        if isinstance(value, list):
+            errors[name] = ["Give this parameter once."]
+        elif value == "":
+            errors[name] = ["This field may not be blank."]
+    if errors:
+        raise ValidationError(errors)
 
 
 def activities_page(*, course_id: int, user_id: int, params) -> dict:
     """One learner's rows in a course, filtered, newest update first, one page of them."""
+    reject_blank_or_repeated(params)
     filterset = ActivityFilter(
         params,
         queryset=ContentProgress.objects.filter(course_id=course_id, user_id=user_id).order_by(
@@ -209,6 +228,7 @@ def learner_entries(enrollments: list[dict], *, course_id: int) -> list[dict]:
 
 def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
     """3.2: one page of the course's learners, each with progress and activity logs."""
+    reject_blank_or_repeated(params)
     if contents is None:
         contents = content_count(course_id)
     filterset = CourseLearnersFilter(

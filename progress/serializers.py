@@ -7,6 +7,7 @@ describe the same fields for the OpenAPI schema, and tests compare both.
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -138,11 +139,14 @@ def format_activity(row) -> dict:
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer: no strings, no booleans, no floats."""
+    """A JSON integer: no strings, no booleans, no fractions (1.0 is the integer 1, as in JSON
+    Schema; 1.5, NaN and Infinity are not)."""
 
     default_error_messages = {"invalid": "A whole number is required."}
 
     def to_internal_value(self, data):
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -160,6 +164,7 @@ class IdField(StrictIntegerField):
         "type": "number",
         "minimum": 0,
         "maximum": 100,
+        "multipleOf": 0.01,
         "description": "Percent from 0 to 100 with at most two decimals.",
     }
 )
@@ -182,6 +187,34 @@ class PercentField(serializers.DecimalField):
         return super().to_internal_value(repr(data) if isinstance(data, float) else data)
 
 
+MAX_METADATA_DEPTH = 32
+
+
+def _metadata_problem(data) -> str | None:
+    """What makes a metadata object unstorable or unservable, if anything:
+    - a NUL character or an unpaired surrogate in a key or string: PostgreSQL's jsonb refuses
+      them and fails the whole statement;
+    - nesting deeper than MAX_METADATA_DEPTH: reading it back (pickling it for the cache)
+      overflows Python's recursion limit, on every read of the learner and of the course."""
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "null_characters"
+            if any("\ud800" <= char <= "\udfff" for char in item):
+                return "surrogates"
+        elif isinstance(item, dict | list):
+            if depth > MAX_METADATA_DEPTH:
+                return "too_deep"
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+            stack.extend(
+                (value, depth + 1) for value in (item.values() if isinstance(item, dict) else item)
+            )
+    return None
+
+
 @extend_schema_field(
     {
         "type": "object",
@@ -193,11 +226,17 @@ class MetadataField(serializers.JSONField):
     default_error_messages = {
         "not_object": "A JSON object is required.",
         "too_large": f"Metadata may be at most {MAX_METADATA_BYTES} bytes as JSON.",
+        "null_characters": "Null characters are not allowed.",
+        "surrogates": "Unpaired surrogate characters are not allowed.",
+        "too_deep": f"Metadata may nest at most {MAX_METADATA_DEPTH} levels.",
     }
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             self.fail("not_object")
+        problem = _metadata_problem(data)
+        if problem:
+            self.fail(problem)
         try:
             size = len(json.dumps(data, allow_nan=False).encode())
         except ValueError:
@@ -217,9 +256,22 @@ class ProgressUpdateIn(serializers.Serializer):
     userId = IdField(required=False)
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "minItems": 1,
+        "maxItems": 100,
+        "uniqueItems": True,
+    }
+)
+class DistinctIdList(serializers.ListField):
+    """1 to 100 distinct ids."""
+
+
 class BulkIn(serializers.Serializer):
     courseId = IdField()
-    userIds = serializers.ListField(child=IdField(), min_length=1, max_length=100)
+    userIds = DistinctIdList(child=IdField(), min_length=1, max_length=100)
 
     def validate_userIds(self, value):
         if len(set(value)) != len(value):
@@ -232,9 +284,43 @@ class EnrollIn(serializers.Serializer):
     userId = IdField(required=False)
 
 
+# An absolute http(s) URI (RFC 3986, ASCII): host, optional port, path, query, fragment.
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+CERTIFICATE_URL_PATTERN = (
+    r"^https?://(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+(?::[0-9]{1,5})?"
+    rf"(?:/(?:{_PCHAR}|/)*)?(?:[?](?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
+)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": CERTIFICATE_URL_PATTERN,
+        "maxLength": 500,
+        "description": "An absolute http(s) URL (RFC 3986), at most 500 characters.",
+    }
+)
+class CertificateUrlField(serializers.CharField):
+    """Exactly what the schema's pattern says: no more lenient (Django's URLValidator accepts
+    forms the pattern refuses) and no stricter (it refuses long host names the pattern allows)."""
+
+    default_error_messages = {"invalid": "Enter an absolute http(s) URL."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=500, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not re.fullmatch(CERTIFICATE_URL_PATTERN, value):
+            self.fail("invalid")
+        return value
+
+
 class EnrollmentPatchIn(serializers.Serializer):
     enrollmentStatus = serializers.ChoiceField(choices=EnrollmentStatus.choices, required=False)
-    certificateUrl = serializers.URLField(max_length=500, required=False, allow_null=True)
+    certificateUrl = CertificateUrlField(required=False, allow_null=True)
     metadata = MetadataField(required=False)
 
 
@@ -260,7 +346,9 @@ class EnrollmentOut(_VirtualFields):
     enrollmentStatus = serializers.ChoiceField(choices=EnrollmentStatus.choices)
     enrollmentDate = serializers.DateTimeField()
     completionDate = serializers.DateTimeField(allow_null=True)
-    certificateUrl = serializers.URLField(allow_null=True)
+    # What was stored: through the API (see CertificateUrlField) or the admin (Django's
+    # URLValidator, which also takes internationalised host names, so not always a "uri").
+    certificateUrl = serializers.CharField(allow_null=True, max_length=500)
     metadata = serializers.DictField()
     enrollment_created_at = serializers.DateTimeField()
     enrollment_updated_at = serializers.DateTimeField()

@@ -22,6 +22,7 @@ from courseprogress.renderers import Paginated
 from courseprogress.schema import envelope, responses
 from courseprogress.throttling import ProgressUpdateThrottle
 from progress import selectors, services
+from progress.filters import DATE_OR_DATE_TIME_PATTERN
 from progress.models import Enrollment, EnrollmentStatus, ProgressStatus
 from progress.serializers import (
     ActivityOut,
@@ -43,6 +44,8 @@ User = get_user_model()
 
 def given_int(value) -> int | None:
     """An id exactly as the client sent it, if it is a JSON integer (for authorising early)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -63,8 +66,16 @@ def user_must_exist(user_id) -> None:
         raise Http404("User not found.")
 
 
+PAGE_NUMBER = {"type": "integer", "minimum": 1}
+# What DateOrDateTimeField accepts: an RFC 3339 date, or date-time with its offset, 1970-9998.
+DATE_PARAM = {
+    "type": "string",
+    "anyOf": [{"format": "date"}, {"format": "date-time"}],
+    "pattern": DATE_OR_DATE_TIME_PATTERN,
+}
+
 PAGE_PARAMS = [
-    OpenApiParameter("page", int, description="Page number, from 1"),
+    OpenApiParameter("page", PAGE_NUMBER, description="Page number, from 1"),
 ]
 
 
@@ -89,11 +100,17 @@ class ActivitiesView(APIView):
     @extend_schema(
         operation_id="user_progress_activities",
         parameters=[
-            OpenApiParameter("startDate", str, description="ISO 8601 date or date-time, inclusive"),
-            OpenApiParameter("endDate", str, description="ISO 8601 date or date-time, inclusive"),
+            OpenApiParameter(
+                "startDate", DATE_PARAM, description="ISO 8601 date or date-time, inclusive"
+            ),
+            OpenApiParameter(
+                "endDate", DATE_PARAM, description="ISO 8601 date or date-time, inclusive"
+            ),
             OpenApiParameter("status", str, enum=ProgressStatus.values),
-            OpenApiParameter("page", int, description="Page number, from 1"),
-            OpenApiParameter("limit", int, description="Items per page (default 100, max 1000)"),
+            OpenApiParameter("page", PAGE_NUMBER, description="Page number, from 1"),
+            OpenApiParameter(
+                "limit", PAGE_NUMBER, description="Items per page (default 100, max 1000)"
+            ),
         ],
         responses=responses(
             {200: envelope("ActivitiesEnvelope", ActivityOut(many=True), paginated=True)},
@@ -120,8 +137,10 @@ class CourseLearnersView(APIView):
             OpenApiParameter("status", str, enum=EnrollmentStatus.values),
             OpenApiParameter("sortBy", str, enum=["progress", "enrollmentDate", "completionDate"]),
             OpenApiParameter("order", str, enum=["asc", "desc"]),
-            OpenApiParameter("page", int, description="Page number, from 1"),
-            OpenApiParameter("limit", int, description="Items per page (default 20, max 100)"),
+            OpenApiParameter("page", PAGE_NUMBER, description="Page number, from 1"),
+            OpenApiParameter(
+                "limit", PAGE_NUMBER, description="Items per page (default 20, max 100)"
+            ),
         ],
         responses=responses(
             {200: envelope("CourseLearnersEnvelope", CourseLearnerOut(many=True), paginated=True)},

@@ -94,6 +94,13 @@ def test_date_filters_are_inclusive(client_for, course, learner, rows, query, ex
     assert [item["progressId"] for item in body["results"]] == [rows[i].pk for i in expected]
 
 
+def test_offsets_beyond_postgresql_range_are_understood(client_for, course, learner, rows):
+    # 2025-10-15T08:30Z is 2025-10-16T04:23+19:53.
+    query = "?startDate=2025-10-16T04:23:00%2B19:53"
+    body = client_for(learner).get(url(course, learner.pk, query)).json()
+    assert [item["progressId"] for item in body["results"]] == [rows[2].pk]
+
+
 def test_a_date_alone_is_the_whole_day_in_time_zone(settings, client_for, course, learner, rows):
     settings.TIME_ZONE = "Asia/Kolkata"
     # 2025-10-14T23:00Z is 15 Oct 04:30 in Kolkata; 2025-10-15T08:30Z is 15 Oct 14:00.
@@ -119,7 +126,11 @@ def test_a_date_alone_is_the_whole_day_in_time_zone(settings, client_for, course
         ("?endDate=9999-12-31", "endDate"),
         ("?startDate=0001-01-01T00:00:00%2B14:00", "startDate"),
         ("?startDate=1969-12-31", "startDate"),
-        ("?endDate=2025-10-14T25:00:00", "endDate"),
+        ("?endDate=2025-10-14T25:00:00Z", "endDate"),
+        ("?endDate=2025-02-30", "endDate"),
+        ("?endDate=2025-10-14T10:00:00", "endDate"),
+        ("?startDate=", "startDate"),
+        ("?status=COMPLETED&status=LOCKED", "status"),
     ],
 )
 def test_bad_parameters_are_400(client_for, course, learner, rows, query, field):

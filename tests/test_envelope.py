@@ -138,3 +138,33 @@ def test_crash_outside_drf_is_json_500(anon, db, monkeypatch):
 def test_api_responses_are_private_and_not_stored(client_for, learner, course, enrolled):
     response = client_for(learner).get(f"/user-progress/{course.pk}/{learner.pk}")
     assert response["Cache-Control"] == "private, no-store"
+
+
+def test_database_outage_is_json_503_with_retry_after(client_for, learner, course, monkeypatch):
+    from django.db import OperationalError
+
+    from progress import selectors
+
+    def unreachable(**kwargs):
+        raise OperationalError("connection failed: Connection refused")
+
+    monkeypatch.setattr(selectors, "get_learner_progress", unreachable)
+    monkeypatch.setattr("courseprogress.exceptions.connection.vendor", "postgresql")
+    response = client_for(learner).get(f"/user-progress/{course.pk}/{learner.pk}")
+    body = assert_failure(response, 503)
+    assert response["Retry-After"] == "5"
+    assert "Connection refused" not in body["message"]
+
+
+def test_a_missing_table_is_a_bug_not_an_outage(client_for, learner, course, monkeypatch):
+    from django.db import connection
+
+    from progress import selectors
+
+    def broken(**kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table_here")
+
+    monkeypatch.setattr(selectors, "get_learner_progress", broken)
+    response = client_for(learner).get(f"/user-progress/{course.pk}/{learner.pk}")
+    assert_failure(response, 500)
