@@ -279,6 +279,9 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        "quiet_cache_errors": {"()": "courseprogress.log.QuietCacheErrors"},
+    },
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
@@ -289,5 +292,6 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        "courseprogress.cache": {"filters": ["quiet_cache_errors"]},
     },
 }
