@@ -176,6 +176,9 @@ CACHE_TTL_COURSE_ANALYTICS = env_int("CACHE_TTL_COURSE_ANALYTICS", 900)
 CACHE_TTL_COURSE_PAGE = env_int("CACHE_TTL_COURSE_PAGE", 60)
 
 # --- Auth -----------------------------------------------------------------------------------
+# Seconds a token -> user lookup stays cached (0: off). Revoking a token or saving the user
+# drops it at once; changes that send no signal (QuerySet.update, raw SQL) take this long.
+AUTH_TOKEN_CACHE_TTL = env_int("AUTH_TOKEN_CACHE_TTL", 30)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -221,8 +224,9 @@ X_FRAME_OPTIONS = "DENY"
 # --- Django REST framework ------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Token first: its WWW-Authenticate header makes failures a 401, not a 403.
-        "rest_framework.authentication.TokenAuthentication",
+        # Token first: its WWW-Authenticate header makes failures a 401, not a 403. The
+        # token -> user lookup is cached briefly (courseprogress/authentication.py).
+        "courseprogress.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

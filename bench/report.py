@@ -1,0 +1,312 @@
+"""The table: medians over rounds, each endpoint run as a ratio to the bare runs beside it."""
+
+import statistics
+from pathlib import Path
+
+NOTES = Path(__file__).resolve().parent / "notes.md"
+RSS_LIMIT_MB = 150
+
+LABELS = {
+    "bare": "bare Django view (constant JSON)",
+    "learner_cached": "3.1 GET one learner, cached",
+    "learner_uncached": "3.1 GET one learner, uncached",
+    "update": "3.3 POST update",
+    "course_page": "3.2 course page, uncached",
+    "course_page_cached": "3.2 course page, cached",
+    "analytics_cached": "3.5 analytics, cached",
+    "analytics_uncached": "3.5 analytics, uncached (1 conn.)",
+    "activities_cached": "3.4 activities, cached",
+    "bulk": "3.6 POST bulk (20 users)",
+}
+# The query-count entry (bench.queries) behind each row, and whether the row is cold or warm.
+QUERY_OF = {
+    "learner_cached": ("learner", "warm"),
+    "learner_uncached": ("learner", "cold"),
+    "update": ("update", "warm"),  # an update of an existing row; "cold" creates one
+    "course_page": ("course_page", "cold"),
+    "course_page_cached": ("course_page", "warm"),
+    "analytics_cached": ("analytics", "warm"),
+    "analytics_uncached": ("analytics", "cold"),
+    "activities_cached": ("activities", "warm"),
+    "bulk": ("bulk", "warm"),
+}
+# Targets of issue 7, on the large data set: (kind, threshold).
+TARGETS = {
+    "learner_cached": ("ratio", 0.5),
+    "learner_uncached": ("ratio", 0.25),
+    "update": ("ratio", 0.2),
+    "course_page": ("ratio", 0.05),
+    "course_page_cached": ("ratio", 0.05),
+    "analytics_cached": ("ratio", 0.5),
+    "analytics_uncached": ("p50_ms", 100.0),
+}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ratios(size: dict) -> dict[str, list[float]]:
+    """Each endpoint run's req/s over the mean of the bare runs just before and after it."""
+    sequence = []
+    for name, runs in size["runs"].items():
+        for run in runs:
+            if "seq" in run["extra"]:
+                sequence.append((run["extra"]["seq"], name, run["rps"]))
+    sequence.sort()
+    bare = [(seq, rps) for seq, name, rps in sequence if name == "bare"]
+    out: dict[str, list[float]] = {}
+    for seq, name, rps in sequence:
+        if name == "bare":
+            continue
+        before = [r for s, r in bare if s < seq][-1:]
+        after = [r for s, r in bare if s > seq][:1]
+        neighbours = before + after
+        if neighbours:
+            out.setdefault(name, []).append(rps / statistics.fmean(neighbours))
+    return out
+
+
+def summarise(size: dict) -> list[dict]:
+    rows = []
+    by_ratio = ratios(size)
+    queries = size.get("queries", {})
+    is_large = size["size"] == "large"
+    for name, runs in size["runs"].items():
+        rss = [max(run["extra"].get("rss_mb") or [0]) for run in runs]
+        hits = [run["extra"].get("hit_ratio") for run in runs]
+        row = {
+            "name": name,
+            "label": LABELS.get(name, name),
+            "connections": runs[0]["connections"],
+            "rounds": len(runs),
+            "rps": median([run["rps"] for run in runs]),
+            "ratio": median(by_ratio.get(name, [])) if name != "bare" else 1.0,
+            "ratios": by_ratio.get(name, []),
+            "p50_ms": median([run["p50_ms"] for run in runs]),
+            "p99_ms": median([run["p99_ms"] for run in runs]),
+            "non2xx": sum(run["non2xx"] for run in runs),
+            "errors": sum(run["errors"] for run in runs),
+            "requests": sum(run["requests"] for run in runs),
+            "rss_mb": max(rss) if rss else None,
+            "hit_ratio": median(hits),
+            "sql": None,
+        }
+        if name == "analytics_uncached":
+            row["ratio"] = None
+        if name in QUERY_OF and QUERY_OF[name][0] in queries:
+            entry, which = QUERY_OF[name]
+            row["sql"] = queries[entry][which]
+        elif name == "bare":
+            row["sql"] = 0
+        rows_check = [run["extra"].get("rows") for run in runs if run["extra"].get("rows")]
+        if rows_check:
+            row["rows"] = {
+                "accepted": sum(r["accepted_rows"] for r in rows_check),
+                "stored": sum(r["rows_after"] for r in rows_check),
+                "lost": sum(r["lost"] for r in rows_check),
+                "duplicated": sum(r["duplicated"] for r in rows_check),
+                "in_flight": sum(r["in_flight_at_stop"] for r in rows_check),
+                "ok": all(r["ok"] for r in rows_check),
+            }
+        row["target"], row["met"] = target(name, row, is_large)
+        rows.append(row)
+    order = list(LABELS)
+    rows.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else 99)
+    return rows
+
+
+def target(name: str, row: dict, is_large: bool) -> tuple[str, bool | None]:
+    if not is_large or name not in TARGETS:
+        return "", None
+    kind, threshold = TARGETS[name]
+    clean = row["non2xx"] == 0 and row["errors"] == 0
+    if "rows" in row:
+        clean = clean and row["rows"]["ok"]
+    if kind == "ratio":
+        return f"ratio >= {threshold:g}", bool(
+            row["ratio"] is not None and row["ratio"] >= threshold and clean
+        )
+    return f"p50 < {threshold:g} ms", bool(
+        row["p50_ms"] is not None and row["p50_ms"] < threshold and clean
+    )
+
+
+def _fmt(value, spec: str, empty: str = "-") -> str:
+    return empty if value is None else format(value, spec)
+
+
+def table(size: dict) -> list[str]:
+    lines = [
+        "| endpoint | conns | req/s | ratio to bare (min-max) | p50 ms | p99 ms | non-2xx | "
+        "socket errors | SQL/request | cache hits | max worker RSS MB | target | met |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in summarise(size):
+        ratio = "1.00 (reference)" if row["name"] == "bare" else "n/a (one at a time)"
+        if row["name"] != "bare" and row["ratio"] is not None:
+            spread = row["ratios"]
+            ratio = f"**{row['ratio']:.3f}** ({min(spread):.3f}-{max(spread):.3f})"
+        met = {True: "yes", False: "**no**", None: ""}[row["met"]]
+        hits = "" if row["hit_ratio"] is None else f"{100 * row['hit_ratio']:.0f}%"
+        lines.append(
+            f"| {row['label']} | {row['connections']} | {_fmt(row['rps'], '.1f')} | {ratio} | "
+            f"{_fmt(row['p50_ms'], '.1f')} | {_fmt(row['p99_ms'], '.1f')} | {row['non2xx']} | "
+            f"{row['errors']} | {_fmt(row['sql'], 'd')} | {hits} | {_fmt(row['rss_mb'], '.0f')} | "
+            f"{row['target']} | {met} |"
+        )
+    return lines
+
+
+def overall(size: dict) -> list[str]:
+    """The targets that hold for the whole run: no non-2xx answer, every worker under 150 MB."""
+    rows = summarise(size)
+    non2xx = sum(row["non2xx"] + row["errors"] for row in rows)
+    rss = max((row["rss_mb"] or 0) for row in rows)
+    final = max(size.get("final_rss_mb") or [0])
+    met = [row for row in rows if row["met"] is True]
+    judged = [row for row in rows if row["met"] is not None]
+    return [
+        f"- Targets met: {len(met)} of {len(judged)} endpoint targets"
+        + (f" ({', '.join(row['label'] for row in met)})" if met else ""),
+        f"- Non-2xx answers and socket errors over the whole run: {non2xx}"
+        f" ({'met' if non2xx == 0 else '**not met**'})",
+        f"- Worker RSS: at most {rss:.0f} MB after a run, {final:.0f} MB at the end "
+        f"(target < {RSS_LIMIT_MB} MB after every run: "
+        f"{'met' if rss < RSS_LIMIT_MB else '**not met**'})",
+    ]
+
+
+def rows_note(size: dict) -> list[str]:
+    out = []
+    for row in summarise(size):
+        if "rows" in row:
+            r = row["rows"]
+            out.append(
+                f"- POST update, all rounds: {row['requests']} requests answered 2xx, "
+                f"{r['accepted']} distinct rows named in those answers, {r['stored']} rows "
+                f"stored, **{r['lost']} lost, {r['duplicated']} duplicated**; {r['in_flight']} "
+                f"rows come from requests still in flight when wrk stopped (their answers were "
+                f"never read). Check: {'passed' if r['ok'] else 'FAILED'}."
+            )
+    return out
+
+
+def plans(size: dict) -> list[str]:
+    out = []
+    for entry in ("course_page", "analytics"):
+        data = size.get("queries", {}).get(entry)
+        if not data or not data.get("plans"):
+            continue
+        out.append(
+            f"**{entry}** (cold request `{data.get('path', '?')}`, {data['cold']} queries), "
+            "slowest statements:"
+        )
+        out.append("")
+        for plan in data["plans"][:2]:
+            out.append(f"- {plan['execution_ms']:.1f} ms: `{plan['sql'][:160]}...`")
+            out.append("")
+            out.append("  ```")
+            out.extend(f"  {line}" for line in plan["key_lines"][:18])
+            out.append("  ```")
+        out.append("")
+    return out
+
+
+def render(document: dict) -> str:
+    m = document["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python -m bench` (`make bench`); see bench/README.md for the method.",
+        "Ratios are each endpoint's requests per second over the bare Django view's, measured in",
+        "the same run on the same server between neighbouring runs; medians over the rounds.",
+        "",
+        f"- Date: {document['started']} to {document['finished']} (UTC)"
+        + (f", label `{document['label']}`" if document["label"] else ""),
+        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB RAM, "
+        f"Linux {m['kernel']}; load average before {m['load_before'][0]:.2f}, after "
+        f"{(m['load_after'] or [0])[0]:.2f} (shared machine: other work was running)",
+        f"- Software: Python {m['python']}, Django {m.get('django', '?')}, gunicorn "
+        f"{m.get('gunicorn', '?')}, PostgreSQL {m.get('postgresql', '?')} at "
+        f"{m.get('postgresql_at', '?')}, Redis "
+        f"{m.get('redis', '?')}, {m['wrk']}",
+        f"- Command: `{document['command']}` (options: rounds {document['options']['rounds']}, "
+        f"{document['options']['duration']:g} s per run, {document['options']['connections']} "
+        f"connections, {document['options']['wrk_threads']} wrk threads)",
+        "",
+    ]
+    for size in document["sizes"]:
+        shape = size["shape"]
+        g = size["gunicorn"]
+        prepared = size["prepared"]
+        lines += [
+            f"## {size['size']} data set: {shape['courses']} course(s) x {shape['contents']} items"
+            f" x {shape['learners']} learners ({prepared['progress_rows']:,} progress rows, "
+            f"database {prepared['db_size']})",
+            "",
+            f"gunicorn {g['workers']} workers x {g['threads']} threads ({g['worker_class']}), "
+            f"keepalive {g['keepalive']} s, access log `{g['accesslog']}`; worker RSS at the end: "
+            + ", ".join(f"{x:.0f} MB" for x in size["final_rss_mb"]),
+            "",
+            *(
+                [
+                    "**PostgreSQL was restarted by something else during this run: figures are "
+                    "disturbed.**",
+                    "",
+                ]
+                if size.get("postgres_restarted")
+                else []
+            ),
+            *table(size),
+            "",
+            *(overall(size) if size["size"] == "large" else []),
+            *rows_note(size),
+            "",
+        ]
+        if size["size"] == "large":
+            lines += ["### Query plans (EXPLAIN ANALYZE, large set)", "", *plans(size)]
+    lines += [
+        "## How the figures are made",
+        "",
+        "- Cached rows: a warm-up run fills the cache first; `cache hits` is 1 - (cache entries "
+        "created during the run / requests).",
+        "- Uncached rows: the endpoint's cache entries are deleted before the run and each request "
+        "asks for a different learner or page (each key once, in a shuffled order).",
+        "- Uncached analytics: its cache entry is deleted before each request, one request at a "
+        "time on one connection (latency of the computation with nothing else running).",
+        "- SQL/request: one request through Django's test client under CaptureQueriesContext "
+        "(cold or warm as the row says); includes SAVEPOINT/RELEASE, BEGIN/COMMIT of atomic "
+        "blocks, not the CONN_HEALTH_CHECKS `SELECT 1`.",
+        "- RSS: VmRSS of each gunicorn worker from /proc after each run; the column is the "
+        "largest seen.",
+        "",
+    ]
+    if NOTES.exists():
+        lines += [NOTES.read_text().rstrip(), ""]
+    return "\n".join(lines)
+
+
+def console(document: dict) -> str:
+    out = []
+    for size in document["sizes"]:
+        out.append(f"{size['size']} data set")
+        out.append(
+            f"  {'endpoint':<36} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'non2xx':>6} {'SQL':>4} {'hits':>5} {'RSS MB':>6}  target"
+        )
+        for row in summarise(size):
+            ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
+            hits = "" if row["hit_ratio"] is None else f"{100 * row['hit_ratio']:.0f}%"
+            met = {True: "met", False: "NOT MET", None: ""}[row["met"]]
+            out.append(
+                f"  {row['label']:<36} {_fmt(row['rps'], '8.1f')} {ratio:>6} "
+                f"{_fmt(row['p50_ms'], '8.1f')} {_fmt(row['p99_ms'], '8.1f')} "
+                f"{row['non2xx'] + row['errors']:>6} {_fmt(row['sql'], '4d')} {hits:>5} "
+                f"{_fmt(row['rss_mb'], '6.0f')}  {row['target']} {met}"
+            )
+        if size["size"] == "large":
+            out.extend("  " + line for line in overall(size))
+        out.extend("  " + line for line in rows_note(size))
+    return "\n".join(out)

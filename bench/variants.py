@@ -1,0 +1,67 @@
+"""Named changes the bench can measure without editing the files they would touch.
+
+`python -m bench --variant NAME[,NAME...]` sets BENCH_VARIANT; the server then runs with
+bench.settings_variant (settings changes) and bench.wsgi (code changes), and the query counts
+are taken with the same changes. Without --variant the bench serves config.settings and
+config.wsgi untouched.
+
+Names:
+  drf-json          the renderer without orjson (DRF's JSONRenderer), the state before issue 7
+  cached-token      courseprogress.authentication.CachedTokenAuthentication in REST_FRAMEWORK
+  no-health-checks  CONN_HEALTH_CHECKS off (no `SELECT 1` before each request's first query)
+  analytics-sql     the analytics of bench/proposals.py (one scan of the course's rows)
+  json-cache        learner and course-page reads cached as rendered JSON (bench/proposals.py)
+"""
+
+import os
+
+SETTINGS_VARIANTS = {"cached-token", "no-health-checks"}
+CODE_VARIANTS = {"drf-json", "analytics-sql", "json-cache"}
+KNOWN = SETTINGS_VARIANTS | CODE_VARIANTS
+
+
+def names() -> set[str]:
+    value = os.environ.get("BENCH_VARIANT", "")
+    chosen = {name.strip() for name in value.split(",") if name.strip()}
+    unknown = chosen - KNOWN
+    if unknown:
+        raise ValueError(f"unknown bench variants: {', '.join(sorted(unknown))}")
+    return chosen
+
+
+def settings_changes(current: dict) -> dict:
+    chosen = names()
+    changes = {}
+    if "cached-token" in chosen:
+        rest = dict(current["REST_FRAMEWORK"])
+        rest["DEFAULT_AUTHENTICATION_CLASSES"] = [
+            "courseprogress.authentication.CachedTokenAuthentication"
+            if name == "rest_framework.authentication.TokenAuthentication"
+            else name
+            for name in rest["DEFAULT_AUTHENTICATION_CLASSES"]
+        ]
+        changes["REST_FRAMEWORK"] = rest
+    if "no-health-checks" in chosen:
+        databases = {alias: dict(conf) for alias, conf in current["DATABASES"].items()}
+        databases["default"]["CONN_HEALTH_CHECKS"] = False
+        changes["DATABASES"] = databases
+    return changes
+
+
+def apply_code_changes() -> None:
+    chosen = names()
+    if "drf-json" in chosen:
+        from courseprogress import renderers
+
+        renderers.orjson = None
+    if "analytics-sql" in chosen:
+        from bench import proposals
+        from progress import selectors
+
+        selectors.course_analytics = proposals.course_analytics
+    if "json-cache" in chosen:
+        from bench import proposals
+        from progress import selectors
+
+        selectors.get_learner_progress = proposals.get_learner_progress
+        selectors.get_course_page = proposals.get_course_page

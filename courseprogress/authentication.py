@@ -1,0 +1,153 @@
+"""DRF token authentication with the token -> user lookup cached for a few seconds.
+
+DRF's TokenAuthentication reads the token and its user from the database on every request: on
+a cached read that one query is a large share of the request (bench/RESULTS.md). This class
+keeps the result in the cache (Redis) for AUTH_TOKEN_CACHE_TTL seconds (default 30; 0 turns
+the cache off) and is otherwise DRF's class: same header, same errors, same (user, token).
+
+How long can a revoked credential keep working?
+- A token deleted or rotated (`drf_create_token -r` deletes and re-creates), a user saved
+  (deactivated, demoted, renamed) or deleted: the entries are dropped as soon as the transaction
+  commits, in every process where this module is imported (receivers below).
+- Whatever sends no signal (QuerySet.update(), raw SQL, another process that never imported
+  this module, an invalidation that could not reach Redis): at most AUTH_TOKEN_CACHE_TTL
+  seconds, the lifetime of an entry. That is the documented bound.
+Only successful lookups are cached; an unknown token always goes to the database, so a new
+token works at once. `is_active` is checked on every request, as DRF does.
+
+What is cached: the user's concrete fields except the password hash, under a hash of the token
+(never the token itself). The user is rebuilt with the password deferred, so that a save() of
+request.user can never write an empty password. Permissions and groups are not cached: they are
+read per request as before, so granting or revoking one takes effect at once.
+
+Redis errors never fail a request: any cache error means a database lookup.
+"""
+
+import hashlib
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models.signals import post_delete, post_save
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+
+logger = logging.getLogger("courseprogress.cache")
+
+DEFAULT_TTL = 30
+SECRET_FIELDS = frozenset({"password"})
+
+
+def cache_ttl() -> int:
+    return int(getattr(settings, "AUTH_TOKEN_CACHE_TTL", DEFAULT_TTL))
+
+
+def cache_key(token_key: str) -> str:
+    digest = hashlib.sha256(token_key.encode()).hexdigest()
+    return f"authtoken:v1:{digest}"
+
+
+def _user_fields(user) -> dict:
+    return {
+        field.attname: getattr(user, field.attname)
+        for field in user._meta.concrete_fields
+        if field.attname not in SECRET_FIELDS
+    }
+
+
+def _entry(token) -> dict:
+    return {"user": _user_fields(token.user), "created": token.created}
+
+
+def _rebuild(key: str, entry: dict):
+    """The (user, token) pair from a cache entry; the password stays deferred."""
+    User = get_user_model()
+    fields = entry["user"]
+    user = User.from_db(DEFAULT_DB_ALIAS, list(fields), list(fields.values()))
+    token = Token.from_db(
+        DEFAULT_DB_ALIAS, ["key", "user_id", "created"], [key, user.pk, entry["created"]]
+    )
+    token.user = user
+    return user, token
+
+
+class CachedTokenAuthentication(TokenAuthentication):
+    """TokenAuthentication whose token -> user lookup is cached for AUTH_TOKEN_CACHE_TTL s."""
+
+    def authenticate_credentials(self, key):
+        ttl = cache_ttl()
+        if ttl <= 0:
+            return super().authenticate_credentials(key)
+        entry = _cache_get(cache_key(key))
+        if entry is not None:
+            try:
+                user, token = _rebuild(key, entry)
+            except Exception:  # an entry from another version of the user model: ignore it
+                logger.warning("Ignoring an unreadable cached token entry", exc_info=True)
+            else:
+                if not user.is_active:
+                    raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+                return user, token
+        user, token = super().authenticate_credentials(key)  # raises when unknown or inactive
+        _cache_set(cache_key(key), _entry(token), ttl)
+        return user, token
+
+
+def _cache_get(key: str):
+    try:
+        entry = cache.get(key)
+    except Exception:  # Redis down or hung: the database answers
+        logger.warning("Token cache unavailable; reading the database", exc_info=True)
+        return None
+    return entry if isinstance(entry, dict) and "user" in entry else None
+
+
+def _cache_set(key: str, entry: dict, ttl: int) -> None:
+    try:
+        cache.set(key, entry, ttl)
+    except Exception:
+        logger.warning("Token cache unavailable; not caching", exc_info=True)
+
+
+def forget_tokens(keys) -> None:
+    """Drop the cached entries of these token keys (best effort; the TTL bounds the rest)."""
+    keys = [cache_key(key) for key in keys]
+    if not keys:
+        return
+    try:
+        cache.delete_many(keys)
+    except Exception:
+        logger.warning("Token cache unavailable; entries expire by themselves", exc_info=True)
+
+
+# --- invalidation -----------------------------------------------------------------------------
+
+
+def _token_changed(sender, instance, **kwargs):
+    key = instance.key
+    transaction.on_commit(lambda: forget_tokens([key]))
+
+
+def _user_changed(sender, instance, raw=False, **kwargs):
+    if raw or instance.pk is None:
+        return
+    keys = list(Token.objects.filter(user_id=instance.pk).values_list("key", flat=True))
+    if keys:
+        transaction.on_commit(lambda: forget_tokens(keys))
+
+
+def connect() -> None:
+    """Connect the receivers (idempotent). Done on import; call it from an AppConfig.ready() to
+    cover processes that never import this module (management commands)."""
+    User = get_user_model()
+    post_save.connect(_token_changed, sender=Token, dispatch_uid="authtoken-cache-token-saved")
+    post_delete.connect(_token_changed, sender=Token, dispatch_uid="authtoken-cache-token-deleted")
+    post_save.connect(_user_changed, sender=User, dispatch_uid="authtoken-cache-user-saved")
+    post_delete.connect(_user_changed, sender=User, dispatch_uid="authtoken-cache-user-deleted")
+
+
+connect()

@@ -1,0 +1,173 @@
+"""CachedTokenAuthentication: DRF's token auth with the token -> user lookup cached briefly.
+
+A revoked token or a deactivated user stops working at once where a signal is sent, and within
+AUTH_TOKEN_CACHE_TTL seconds where none is; cache errors fall back to the database.
+"""
+
+import time
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory
+from rest_framework.views import APIView
+
+from courseprogress import authentication
+from courseprogress.authentication import CachedTokenAuthentication, cache_key
+from tests.redis_tools import free_port, redis_cache_settings
+
+pytestmark = pytest.mark.django_db(transaction=True)  # on_commit receivers run for real
+
+
+class WhoAmI(APIView):
+    authentication_classes = [CachedTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request):
+        return Response({"id": request.user.pk, "username": request.user.username})
+
+
+def call(key: str):
+    request = APIRequestFactory().get("/whoami", HTTP_AUTHORIZATION=f"Token {key}")
+    response = WhoAmI.as_view()(request)
+    response.render()
+    return response
+
+
+def token_queries(key: str) -> tuple[int, int]:
+    """(status, number of queries that read the token table) for one request."""
+    with CaptureQueriesContext(connection) as ctx:
+        response = call(key)
+    reads = [q for q in ctx.captured_queries if "authtoken_token" in q["sql"]]
+    return response.status_code, len(reads)
+
+
+@pytest.fixture
+def token(learner):
+    return Token.objects.create(user=learner)
+
+
+def test_second_request_is_authenticated_from_the_cache(token, learner):
+    assert token_queries(token.key) == (200, 1)
+    assert token_queries(token.key) == (200, 0)
+    assert call(token.key).data == {"id": learner.pk, "username": learner.username}
+
+
+def test_unknown_token_is_refused_and_not_remembered(learner):
+    key = "f" * 40
+    assert call(key).status_code == 401
+    assert cache.get(cache_key(key)) is None
+    Token.objects.create(user=learner, key=key)
+    assert call(key).status_code == 200  # a new token works at once
+
+
+def test_deleted_token_stops_working_at_once(token):
+    assert call(token.key).status_code == 200
+    token.delete()
+    assert call(token.key).status_code == 401
+
+
+def test_rotated_token_old_key_refused_new_key_accepted(token, learner):
+    assert call(token.key).status_code == 200
+    old = token.key
+    token.delete()  # what `drf_create_token -r` and DRF's docs do
+    new = Token.objects.create(user=learner)
+    assert call(old).status_code == 401
+    assert call(new.key).status_code == 200
+
+
+def test_inactive_user_is_refused(make_user):
+    user = make_user("sleeper", is_active=False)
+    token = Token.objects.create(user=user)
+    assert call(token.key).status_code == 401
+    assert cache.get(cache_key(token.key)) is None
+
+
+def test_deactivated_user_is_refused_at_once(token, learner):
+    assert call(token.key).status_code == 200
+    learner.is_active = False
+    learner.save()
+    assert call(token.key).status_code == 401
+
+
+def test_deleted_user_is_refused_at_once(token, learner):
+    assert call(token.key).status_code == 200
+    learner.delete()
+    assert call(token.key).status_code == 401
+
+
+def test_without_a_signal_the_entry_lives_at_most_the_ttl(settings, token, learner):
+    settings.AUTH_TOKEN_CACHE_TTL = 1
+    assert call(token.key).status_code == 200
+    type(learner).objects.filter(pk=learner.pk).update(is_active=False)  # sends no signal
+    assert call(token.key).status_code == 200  # the documented window
+    time.sleep(1.5)
+    assert call(token.key).status_code == 401
+
+
+def test_ttl_zero_turns_the_cache_off(settings, token):
+    settings.AUTH_TOKEN_CACHE_TTL = 0
+    assert token_queries(token.key) == (200, 1)
+    assert token_queries(token.key) == (200, 1)
+    assert cache.get(cache_key(token.key)) is None
+
+
+def test_the_entry_holds_neither_the_token_nor_the_password(token, learner):
+    call(token.key)
+    assert token.key not in cache_key(token.key)
+    entry = cache.get(cache_key(token.key))
+    assert entry["user"]["id"] == learner.pk
+    assert "password" not in entry["user"]
+    assert learner.password not in repr(entry)
+
+
+def test_saving_the_cached_user_keeps_the_password(token, learner):
+    call(token.key)
+    hashed = type(learner).objects.get(pk=learner.pk).password
+    response_user, _ = authentication.CachedTokenAuthentication().authenticate_credentials(
+        token.key
+    )
+    response_user.first_name = "Renamed"
+    response_user.save()
+    fresh = type(learner).objects.get(pk=learner.pk)
+    assert (fresh.first_name, fresh.password) == ("Renamed", hashed)
+
+
+def test_permissions_are_not_cached(token, learner):
+    """Permissions are read per request, so a grant takes effect at once."""
+    from django.contrib.auth.models import Permission
+
+    call(token.key)
+    user, _ = CachedTokenAuthentication().authenticate_credentials(token.key)
+    assert not user.has_perm("progress.view_all_progress")
+    learner.user_permissions.add(Permission.objects.get(codename="view_all_progress"))
+    user, _ = CachedTokenAuthentication().authenticate_credentials(token.key)
+    assert user.has_perm("progress.view_all_progress")
+
+
+def test_cache_errors_fall_back_to_the_database(monkeypatch, token):
+    def broken(*args, **kwargs):
+        raise ConnectionError("cache is down")
+
+    monkeypatch.setattr(authentication.cache, "get", broken)
+    monkeypatch.setattr(authentication.cache, "set", broken)
+    monkeypatch.setattr(authentication.cache, "delete_many", broken)
+    assert token_queries(token.key) == (200, 1)
+    assert token_queries(token.key) == (200, 1)
+    token.delete()  # the invalidation fails quietly; the database says no
+    assert call(token.key).status_code == 401
+
+
+@pytest.mark.parametrize("ignore_exceptions", [True, False])
+def test_redis_unreachable_falls_back_to_the_database(settings, token, ignore_exceptions):
+    caches = redis_cache_settings(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.1)
+    caches["default"]["OPTIONS"]["IGNORE_EXCEPTIONS"] = ignore_exceptions
+    settings.CACHES = caches
+    assert token_queries(token.key) == (200, 1)
+    assert token_queries(token.key) == (200, 1)
+    token.delete()
+    assert call(token.key).status_code == 401
