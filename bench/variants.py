@@ -8,15 +8,15 @@ config.wsgi untouched.
 Names:
   drf-json          the renderer without orjson (DRF's JSONRenderer), the state before issue 7
   cached-token      courseprogress.authentication.CachedTokenAuthentication in REST_FRAMEWORK
+                    (now the default in config/settings.py, so this changes nothing there)
   no-health-checks  CONN_HEALTH_CHECKS off (no `SELECT 1` before each request's first query)
-  analytics-sql     the analytics of bench/proposals.py (one scan of the course's rows)
   json-cache        learner and course-page reads cached as rendered JSON (bench/proposals.py)
 """
 
 import os
 
 SETTINGS_VARIANTS = {"cached-token", "no-health-checks"}
-CODE_VARIANTS = {"drf-json", "analytics-sql", "json-cache"}
+CODE_VARIANTS = {"drf-json", "json-cache"}
 KNOWN = SETTINGS_VARIANTS | CODE_VARIANTS
 
 
@@ -54,11 +54,6 @@ def apply_code_changes() -> None:
         from courseprogress import renderers
 
         renderers.orjson = None
-    if "analytics-sql" in chosen:
-        from bench import proposals
-        from progress import selectors
-
-        selectors.course_analytics = proposals.course_analytics
     if "json-cache" in chosen:
         from bench import proposals
         from progress import selectors
