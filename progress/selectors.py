@@ -45,6 +45,17 @@ from progress.serializers import (
 User = get_user_model()
 
 
+def ensure_course(course_id: int | None) -> None:
+    """404 for a course id given that does not exist (None: nothing usable to look up)."""
+    if course_id is not None and not Course.objects.filter(pk=course_id).exists():
+        raise Http404("Course not found.")
+
+
+def ensure_user(user_id: int | None) -> None:
+    if user_id is not None and not User.objects.filter(pk=user_id).exists():
+        raise Http404("User not found.")
+
+
 def ensure_course_and_user(*, course_id: int, user_id: int) -> None:
     """404 for a course or a user that does not exist, in one query."""
     user_exists = (

@@ -1,6 +1,5 @@
 """Thin views: permission -> selector or service -> response. The envelope is the renderer's."""
 
-from django.contrib.auth import get_user_model
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -9,7 +8,6 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from courseprogress.models import Course
 from courseprogress.permissions import (
     CanViewLearnerProgress,
     IsCourseStaffOrAdmin,
@@ -39,8 +37,6 @@ from progress.serializers import (
     format_progress,
 )
 
-User = get_user_model()
-
 
 def given_int(value) -> int | None:
     """An id exactly as the client sent it, if it is a JSON integer (for authorising early)."""
@@ -56,16 +52,6 @@ def body_object(request) -> dict:
     return data
 
 
-def course_must_exist(course_id) -> None:
-    if course_id is not None and not Course.objects.filter(pk=course_id).exists():
-        raise Http404("Course not found.")
-
-
-def user_must_exist(user_id) -> None:
-    if user_id is not None and not User.objects.filter(pk=user_id).exists():
-        raise Http404("User not found.")
-
-
 PAGE_NUMBER = {"type": "integer", "minimum": 1}
 # What DateOrDateTimeField accepts: an RFC 3339 date, or date-time with its offset, 1970-9998.
 DATE_PARAM = {
@@ -73,10 +59,6 @@ DATE_PARAM = {
     "anyOf": [{"format": "date"}, {"format": "date-time"}],
     "pattern": DATE_OR_DATE_TIME_PATTERN,
 }
-
-PAGE_PARAMS = [
-    OpenApiParameter("page", PAGE_NUMBER, description="Page number, from 1"),
-]
 
 
 class LearnerProgressView(APIView):
@@ -191,9 +173,9 @@ class ProgressUpdateView(APIView):
         if not privileged and data.get("progressStatus") == ProgressStatus.LOCKED:
             raise PermissionDenied()
         # 404, on the ids as given.
-        course_must_exist(given_int(data.get("courseId")))
+        selectors.ensure_course(given_int(data.get("courseId")))
         if user_id != actor.pk:
-            user_must_exist(given_int(user_id))
+            selectors.ensure_user(given_int(user_id))
         # 400
         serializer = ProgressUpdateIn(data=data)
         serializer.is_valid(raise_exception=True)
@@ -272,9 +254,9 @@ class EnrollmentsView(APIView):
             can_manage_course(actor, course_id) or may_act_for_anyone(actor)
         ):
             raise PermissionDenied()
-        course_must_exist(course_id)
+        selectors.ensure_course(course_id)
         if user_id != actor.pk:
-            user_must_exist(given_int(user_id))
+            selectors.ensure_user(given_int(user_id))
         serializer = EnrollIn(data=data)
         serializer.is_valid(raise_exception=True)
         enrollment, created = services.enrol(

@@ -183,6 +183,26 @@ class BatchCommand(BaseCommand):
                 help="Do all the checks and report what would change, but write nothing.",
             )
 
+    @staticmethod
+    def add_course_option(parser) -> None:
+        parser.add_argument(
+            "--course",
+            type=int,
+            metavar="ID",
+            help="Only this course's enrollments (default: every course).",
+        )
+
+    @staticmethod
+    def in_course(scope, course_id: int | None):
+        """`scope` narrowed to one course (when given); CommandError if it does not exist."""
+        if course_id is None:
+            return scope
+        from courseprogress.models import Course
+
+        if not Course.objects.filter(pk=course_id).exists():
+            raise CommandError(f"Course {course_id} does not exist.")
+        return scope.filter(course_id=course_id)
+
     def progress(self, options, label: str, total: int | None = None, unit="rows") -> Progress:
         enabled = options["progress"] if options["progress"] is not None else self.stderr.isatty()
         return Progress(self.stderr, enabled=enabled, label=label, total=total, unit=unit)

@@ -1,7 +1,5 @@
-from django.core.management.base import CommandError
 from django.db.models import Q
 
-from courseprogress.models import Course
 from progress import bulk
 from progress.management.base import BatchCommand, Summary, batched
 from progress.models import Enrollment, EnrollmentStatus
@@ -34,22 +32,13 @@ Examples:
     batch_help = "Enrollments per batch; each batch is one transaction. Default: %(default)s."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--course",
-            type=int,
-            metavar="ID",
-            help="Only this course's enrollments (default: every course).",
-        )
+        self.add_course_option(parser)
         super().add_arguments(parser)
 
     def handle(self, *args, **options):
         course_id = options["course"]
         dry_run = options["dry_run"]
-        scope = Enrollment.objects.all()
-        if course_id is not None:
-            if not Course.objects.filter(pk=course_id).exists():
-                raise CommandError(f"Course {course_id} does not exist.")
-            scope = scope.filter(course_id=course_id)
+        scope = self.in_course(Enrollment.objects.all(), course_id)
 
         summary = Summary(read=scope.count())
         progress = self.progress(options, "backfill", total=summary.read, unit="enrollments")

@@ -1,12 +1,10 @@
 from datetime import datetime
 
-from django.core.management.base import CommandError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from courseprogress.exceptions import Conflict
-from courseprogress.models import Course
 from progress import services
 from progress.management.base import BatchCommand, Summary, moment_arg, parse_moment
 from progress.models import ALLOWED_MOVES, Enrollment, EnrollmentStatus
@@ -47,22 +45,13 @@ Examples:
             metavar="DATE",
             help="Also expire enrollments enrolled before this ISO 8601 date or date-time.",
         )
-        parser.add_argument(
-            "--course",
-            type=int,
-            metavar="ID",
-            help="Only this course's enrollments (default: every course).",
-        )
+        self.add_course_option(parser)
         super().add_arguments(parser)
 
     def handle(self, *args, **options):
         before = options["before"]
         now = timezone.now()
-        scope = Enrollment.objects.filter(status__in=EXPIRABLE)
-        if options["course"] is not None:
-            if not Course.objects.filter(pk=options["course"]).exists():
-                raise CommandError(f"Course {options['course']} does not exist.")
-            scope = scope.filter(course_id=options["course"])
+        scope = self.in_course(Enrollment.objects.filter(status__in=EXPIRABLE), options["course"])
         rule = Q(metadata__has_key="expiresAt")
         if before is not None:
             rule |= Q(enrolled_at__lt=before)
