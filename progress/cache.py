@@ -15,19 +15,20 @@ Redis errors are ignored by django-redis (short socket timeouts, logged), so a r
 to the database and a write never fails because Redis is away.
 """
 
+import functools
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db import connection, transaction
+
+from courseprogress.renderers import JSONFragment, dumps, json_fragment
 
 logger = logging.getLogger("courseprogress.cache")
-
-_MISSING = object()
 
 
 def learner_key(course_id: int, user_id: int) -> str:
@@ -52,79 +53,127 @@ def params_digest(params: dict) -> str:
 
 
 def learner_version(*, course_id: int, user_id: int) -> int | None:
-    """The enrollment's cache version; None when not enrolled (such reads are not cached)."""
-    from progress.models import Enrollment
+    """The enrollment's cache version; None when not enrolled (such reads are not cached).
 
-    return (
-        Enrollment.objects.filter(user_id=user_id, course_id=course_id)
-        .values_list("cache_version", flat=True)
-        .first()
-    )
+    Read on every cached request, so it is one plain statement: through the ORM, building the
+    query cost several times more than running it (bench/RESULTS.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_stamp_sql()["learner"], [user_id, course_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def course_stamp(course_id: int) -> str | None:
     """A string that changes with every write in the course; None when the course does not exist."""
-    from courseprogress.models import Course
-    from progress.models import Enrollment
-
-    in_course = Enrollment.objects.filter(course_id=OuterRef("pk")).order_by().values("course_id")
-    row = (
-        Course.objects.filter(pk=course_id)
-        .annotate(
-            enrollment_count=Subquery(in_course.annotate(n=Count("id")).values("n")),
-            version_sum=Subquery(in_course.annotate(v=Sum("cache_version")).values("v")),
-        )
-        .values_list("updated_at", "enrollment_count", "version_sum")
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_stamp_sql()["course"], [course_id])
+        row = cursor.fetchone()
     if row is None:
         return None
     updated_at, enrollments, versions = row
-    return f"{updated_at.timestamp():.6f}:{enrollments or 0}:{versions or 0}"
+    return f"{updated_at}:{enrollments}:{versions}"
 
 
-def get_or_compute(key: str, stamp, compute: Callable[[], object], ttl: int):
-    """The entry stored under `key` if it was made at `stamp`, else compute and store it."""
-    entry = cache.get(key)
-    if isinstance(entry, dict) and entry.get("stamp") == stamp:
-        return entry["data"]
+@functools.cache
+def _stamp_sql() -> dict[str, str]:
+    """The two stamp statements, with table and column names taken from the models."""
+    from courseprogress.models import Course
+    from progress.models import Enrollment
+
+    qn = connection.ops.quote_name
+
+    def column(model, name):
+        return qn(model._meta.get_field(name).column)
+
+    enrollments, courses = qn(Enrollment._meta.db_table), qn(Course._meta.db_table)
+    return {
+        "learner": (
+            f"SELECT {column(Enrollment, 'cache_version')} FROM {enrollments}"
+            f" WHERE {column(Enrollment, 'user')} = %s AND {column(Enrollment, 'course')} = %s"
+        ),
+        "course": (
+            f"SELECT c.{column(Course, 'updated_at')}, COUNT(e.{column(Enrollment, 'id')}),"
+            f" COALESCE(SUM(e.{column(Enrollment, 'cache_version')}), 0)"
+            f" FROM {courses} c LEFT JOIN {enrollments} e"
+            f" ON e.{column(Enrollment, 'course')} = c.{column(Course, 'id')}"
+            f" WHERE c.{column(Course, 'id')} = %s"
+            f" GROUP BY c.{column(Course, 'id')}, c.{column(Course, 'updated_at')}"
+        ),
+    }
+
+
+# --- entries: the JSON of a read, part by part ---------------------------------------------
+#
+# A read's result is a dict (its top-level keys: "enrollments" and "activityLogs", or "results"
+# and "pagination", or the analytics figures). Each value is stored as the JSON bytes the
+# renderer would write for it, so a hit is one Redis read and a copy into the response: no
+# unpickling of rows and no rendering again (bench/RESULTS.md). Callers get the parts back as
+# json_fragment()s, which the renderer splices in as they are.
+
+
+def _parts_at(entry, stamp) -> dict[str, JSONFragment] | None:
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and "parts" in entry:
+        return {name: json_fragment(body) for name, body in entry["parts"].items()}
+    return None
+
+
+def _compute_and_store(key: str, stamp, compute: Callable[[], dict], ttl: int) -> dict:
     data = compute()
-    store(key, {"stamp": stamp, "data": data}, ttl)
-    return data
+    parts = {name: dumps(value) for name, value in data.items()}
+    if any(body is None for body in parts.values()):  # not for orjson: serve it, do not keep it
+        return data
+    store(key, {"stamp": stamp, "parts": parts}, ttl)
+    return {name: json_fragment(body) for name, body in parts.items()}
+
+
+def get_or_compute(key: str, stamp, compute: Callable[[], dict], ttl: int) -> dict:
+    """compute()'s result as stored under `key` if it was made at `stamp`; else compute it,
+    store it and return it. Either way the values are JSON fragments for the renderer."""
+    parts = _parts_at(cache.get(key), stamp)
+    if parts is not None:
+        return parts
+    return _compute_and_store(key, stamp, compute, ttl)
 
 
 def store(key: str, entry: dict, ttl: int) -> None:
     """cache.set that never fails the request: django-redis ignores connection errors, not
-    errors in pickling the value (e.g. RecursionError on deeply nested metadata)."""
+    errors in pickling the value."""
     try:
         cache.set(key, entry, ttl)
     except Exception:
         logger.warning("Could not cache %s", key, exc_info=True)
 
 
-def get_or_compute_once(key: str, stamp, compute: Callable[[], object], ttl: int, wait=2.0):
+def get_or_compute_once(key: str, stamp, compute: Callable[[], dict], ttl: int, wait=2.0):
     """As get_or_compute, but when many requests miss at once only one computes.
 
     The others wait up to `wait` seconds for its result, then compute themselves. A Redis
     error on the lock (add() answers None when errors are ignored) means: just compute.
     """
-    entry = cache.get(key)
-    if isinstance(entry, dict) and entry.get("stamp") == stamp:
-        return entry["data"]
-    lock_key = f"{key}:computing:{stamp}"
+    parts = _parts_at(cache.get(key), stamp)
+    if parts is not None:
+        return parts
+    lock_key = f"{key}:computing:{hashlib.blake2b(str(stamp).encode(), digest_size=8).hexdigest()}"
     acquired = cache.add(lock_key, 1, timeout=max(int(wait * 5), 5))
     if acquired is False:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             time.sleep(0.05)
-            entry = cache.get(key)
-            if isinstance(entry, dict) and entry.get("stamp") == stamp:
-                return entry["data"]
-    data = compute()
-    store(key, {"stamp": stamp, "data": data}, ttl)
+            parts = _parts_at(cache.get(key), stamp)
+            if parts is not None:
+                return parts
+    result = _compute_and_store(key, stamp, compute, ttl)
     if acquired:
         cache.delete(lock_key)
-    return data
+    return result
+
+
+def as_data(parts: dict) -> dict:
+    """A read's result as Python data again (for pages that show it rather than send it)."""
+    return {
+        name: json.loads(value.body) if isinstance(value, JSONFragment) else value
+        for name, value in parts.items()
+    }
 
 
 def invalidate_many_on_commit(pairs: Iterable[tuple[int, int]]) -> None:

@@ -13,7 +13,7 @@ from django.utils.http import urlencode
 
 from courseprogress.models import Course, CourseContent
 from courseprogress.permissions import can_manage_course
-from progress import selectors
+from progress import cache, selectors
 from progress.models import EnrollmentStatus
 from progress.serializers import round2
 
@@ -139,7 +139,7 @@ def course_dashboard(request, course_id: int, *, admin_site):
     if not can_manage_course(request.user, course_id):
         raise PermissionDenied
     course = get_object_or_404(Course, pk=course_id)
-    analytics = selectors.get_course_analytics(course_id=course_id)
+    analytics = cache.as_data(selectors.get_course_analytics(course_id=course_id))
     titles = dict(CourseContent.objects.filter(course_id=course_id).values_list("pk", "title"))
     context = {
         **admin_site.each_context(request),

@@ -28,30 +28,27 @@ def iso(value: datetime | None) -> str | None:
     """UTC, ISO 8601 with milliseconds and Z: 2025-10-13T17:50:51.683Z."""
     if value is None:
         return None
-    value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+    # isoformat() is C code; the [:23] drops the "+00:00" (years are always four digits).
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
-def _local(value: datetime) -> datetime:
-    return value.astimezone(timezone.get_default_timezone())
-
-
-def v_date(value: datetime) -> str:
-    """DD-Mon-YYYY in the server's TIME_ZONE, English month names whatever the locale."""
-    local = _local(value)
-    return f"{local.day:02d}-{MONTHS[local.month - 1]}-{local.year:04d}"
-
-
-def v_time(value: datetime) -> str:
-    return f"{_local(value):%H:%M:%S}"
+def _local_date_and_time(value: datetime) -> tuple[str, str]:
+    """DD-Mon-YYYY and HH:MM:SS in the server's TIME_ZONE, English month names whatever the
+    locale."""
+    local = value.astimezone(timezone.get_default_timezone())
+    date = f"{local.day:02d}-{MONTHS[local.month - 1]}-{local.year:04d}"
+    return date, local.isoformat(timespec="seconds")[11:19]
 
 
 def v_fields(created: datetime, updated: datetime) -> dict:
+    """The four v_ fields (each timestamp converted once: rows come by the thousand)."""
+    created_date, created_time = _local_date_and_time(created)
+    updated_date, updated_time = _local_date_and_time(updated)
     return {
-        "v_created_date": v_date(created),
-        "v_created_time": v_time(created),
-        "v_updated_date": v_date(updated),
-        "v_updated_time": v_time(updated),
+        "v_created_date": created_date,
+        "v_created_time": created_time,
+        "v_updated_date": updated_date,
+        "v_updated_time": updated_time,
     }
 
 
