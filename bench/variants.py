@@ -10,13 +10,12 @@ Names:
   cached-token      courseprogress.authentication.CachedTokenAuthentication in REST_FRAMEWORK
                     (now the default in config/settings.py, so this changes nothing there)
   no-health-checks  CONN_HEALTH_CHECKS off (no `SELECT 1` before each request's first query)
-  json-cache        learner and course-page reads cached as rendered JSON (bench/proposals.py)
 """
 
 import os
 
 SETTINGS_VARIANTS = {"cached-token", "no-health-checks"}
-CODE_VARIANTS = {"drf-json", "json-cache"}
+CODE_VARIANTS = {"drf-json"}
 KNOWN = SETTINGS_VARIANTS | CODE_VARIANTS
 
 
@@ -54,9 +53,3 @@ def apply_code_changes() -> None:
         from courseprogress import renderers
 
         renderers.orjson = None
-    if "json-cache" in chosen:
-        from bench import proposals
-        from progress import selectors
-
-        selectors.get_learner_progress = proposals.get_learner_progress
-        selectors.get_course_page = proposals.get_course_page

@@ -179,6 +179,10 @@ CACHE_TTL_COURSE_PAGE = env_int("CACHE_TTL_COURSE_PAGE", 60)
 # Seconds a token -> user lookup stays cached (0: off). Revoking a token or saving the user
 # drops it at once; changes that send no signal (QuerySet.update, raw SQL) take this long.
 AUTH_TOKEN_CACHE_TTL = env_int("AUTH_TOKEN_CACHE_TTL", 30)
+# Seconds a user's permission set stays cached (0: off); permission and group changes made
+# through the ORM drop it at once (courseprogress/auth_backends.py).
+AUTH_PERMISSION_CACHE_TTL = env_int("AUTH_PERMISSION_CACHE_TTL", 30)
+AUTHENTICATION_BACKENDS = ["courseprogress.auth_backends.CachedPermissionsBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

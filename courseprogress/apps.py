@@ -6,7 +6,9 @@ class CourseprogressConfig(AppConfig):
     verbose_name = "Course catalog"
 
     def ready(self):
-        # The token cache's invalidation receivers, in every process (commands included).
-        from courseprogress import authentication
+        # The token and permission caches' invalidation receivers, in every process (commands
+        # included).
+        from courseprogress import auth_backends, authentication
 
         authentication.connect()
+        auth_backends.connect()

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, FilteredRelation, Q
+from django.db.models import Count, Exists, F, FilteredRelation, Q
 from django.utils import timezone
 
 from courseprogress.exceptions import Conflict
@@ -26,6 +26,7 @@ from progress.models import (
     EnrollmentStatus,
     ProgressStatus,
 )
+from progress.signals import enrollment_sync_deferred
 
 HUNDRED = Decimal("100.00")
 
@@ -51,8 +52,13 @@ def _lock_enrollment(*, user_id: int, course_id: int) -> Enrollment | None:
     )
 
 
-def _save_enrollment(enrollment: Enrollment, *, status_changed: bool, fields: list[str]) -> None:
-    """Save the given fields and bump the cache version; updated_at moves only with the status."""
+def _save_enrollment(
+    enrollment: Enrollment, *, status_changed: bool, fields: list[str], refresh: bool = True
+) -> None:
+    """Save the given fields and bump the cache version; updated_at moves only with the status.
+
+    `refresh` reads the new cache_version and updated_at back into `enrollment`, for callers
+    that show it; a progress write, which returns the progress row, skips that query."""
     enrollment.cache_version = F("cache_version") + 1
     update_fields = [*fields, "cache_version"]
     if status_changed:
@@ -62,7 +68,8 @@ def _save_enrollment(enrollment: Enrollment, *, status_changed: bool, fields: li
         Enrollment.objects.filter(pk=enrollment.pk).update(
             **{name: getattr(enrollment, name) for name in update_fields}
         )
-    enrollment.refresh_from_db(fields=["cache_version", "updated_at"])
+    if refresh:
+        enrollment.refresh_from_db(fields=["cache_version", "updated_at"])
     cache.invalidate_on_commit(user_id=enrollment.user_id, course_id=enrollment.course_id)
 
 
@@ -88,10 +95,18 @@ def record_progress(
     """
     if status == ProgressStatus.LOCKED and not exact:
         raise PermissionDenied("Only system users and admins may lock content.")
-    if not CourseContent.objects.filter(pk=content_id, course_id=course_id).exists():
-        raise ValidationError({"courseContentId": ["This content is not part of the course."]})
+    content_in_course = CourseContent.objects.filter(pk=content_id, course_id=course_id)
     with transaction.atomic():
-        enrollment = _lock_enrollment(user_id=user_id, course_id=course_id)
+        # The lock and the content check in one statement (a write is a handful of round trips).
+        enrollment = (
+            Enrollment.objects.select_for_update()
+            .filter(user_id=user_id, course_id=course_id)
+            .annotate(content_in_course=Exists(content_in_course))
+            .first()
+        )
+        content_ok = enrollment.content_in_course if enrollment else content_in_course.exists()
+        if not content_ok:
+            raise ValidationError({"courseContentId": ["This content is not part of the course."]})
         if enrollment is None or enrollment.status not in ACTIVE_ENROLLMENT_STATUSES:
             raise Conflict("The learner has no active enrollment in this course.")
         row = (
@@ -110,7 +125,9 @@ def record_progress(
         if changes or row.pk is None:  # a retry that changes nothing writes nothing
             for name, value in changes.items():
                 setattr(row, name, value)
-            row.save()  # the post_save receiver syncs the enrollment, inside this transaction
+            with enrollment_sync_deferred():  # synced below, with the enrollment locked here
+                row.save()
+            _sync_locked(enrollment, refresh=False)
     return row
 
 
@@ -203,21 +220,25 @@ def sync_enrollment_status(*, user_id: int, course_id: int) -> Enrollment | None
     """Apply the automatic moves after a learner's progress rows changed (by any write path)."""
     with transaction.atomic():
         enrollment = _lock_enrollment(user_id=user_id, course_id=course_id)
-        if enrollment is None:
-            return None
-        new_status = automatic_status(
-            enrollment, progress_stats(user_id=user_id, course_id=course_id)
-        )
-        changed = new_status != enrollment.status
-        fields = []
-        if changed:
-            enrollment.status = new_status
-            fields.append("status")
-            if new_status == EnrollmentStatus.COMPLETED and enrollment.completed_at is None:
-                enrollment.completed_at = timezone.now()
-                fields.append("completed_at")
-        _save_enrollment(enrollment, status_changed=changed, fields=fields)
+        if enrollment is not None:
+            _sync_locked(enrollment)
         return enrollment
+
+
+def _sync_locked(enrollment: Enrollment, *, refresh: bool = True) -> None:
+    """sync_enrollment_status for an enrollment this transaction has already locked."""
+    new_status = automatic_status(
+        enrollment, progress_stats(user_id=enrollment.user_id, course_id=enrollment.course_id)
+    )
+    changed = new_status != enrollment.status
+    fields = []
+    if changed:
+        enrollment.status = new_status
+        fields.append("status")
+        if new_status == EnrollmentStatus.COMPLETED and enrollment.completed_at is None:
+            enrollment.completed_at = timezone.now()
+            fields.append("completed_at")
+    _save_enrollment(enrollment, status_changed=changed, fields=fields, refresh=refresh)
 
 
 # --- enrollments ---------------------------------------------------------------------------

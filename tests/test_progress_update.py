@@ -596,3 +596,26 @@ def test_instructor_of_the_course_still_posts_only_for_themself(
         progressStatus="IN_PROGRESS",
     )
     assert response.status_code == 200
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+
+def test_a_learner_update_is_a_handful_of_statements(
+    learner_client, learner, course, contents, enrolled, django_assert_num_queries
+):
+    """Token and permissions come from the token cache; the write locks the enrollment once.
+
+    course exists (404) | BEGIN | lock the enrollment, content in the course | the row |
+    UPDATE the row | the learner's counts | UPDATE the enrollment | COMMIT
+    """
+    fields = {"courseId": course.pk, "courseContentId": contents[0].pk}
+    post_update(learner_client, **fields, progressStatus="IN_PROGRESS", progressPercent=10)
+    with django_assert_num_queries(8):
+        response = post_update(
+            learner_client, **fields, progressStatus="IN_PROGRESS", progressPercent=20
+        )
+    assert response.status_code == 200
+    assert row_for(learner, contents[0]).percent == Decimal("20.00")
+    enrolled.refresh_from_db()
+    assert enrolled.status == "IN_PROGRESS"

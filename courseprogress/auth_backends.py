@@ -1,0 +1,142 @@
+"""Django's ModelBackend with each user's permission set kept in the shared cache.
+
+ModelBackend reads two tables (the user's own permissions, their groups' permissions) the first
+time a request asks has_perm(): on a progress update, where every learner's request asks whether
+they are privileged, those two queries were a quarter of the write (bench/RESULTS.md). This
+backend keeps the set in the cache (Redis) for AUTH_PERMISSION_CACHE_TTL seconds (default 30;
+0 turns the cache off) and is otherwise ModelBackend: same answers, same rules for inactive and
+anonymous users (superusers never reach a backend: User.has_perm answers True first).
+
+How long can a revoked permission keep working?
+- Changed through the ORM (a user's permissions or groups, a group's permissions, from either
+  side; a group or a permission deleted; the user saved or deleted): the user's entry is dropped
+  when the transaction commits, in every process where this module is imported.
+- Whatever sends no signal (QuerySet.update(), raw SQL, an invalidation that could not reach
+  Redis): at most AUTH_PERMISSION_CACHE_TTL seconds, the lifetime of an entry.
+
+Redis errors never fail a request: any cache error means reading the tables, as ModelBackend.
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+
+logger = logging.getLogger("courseprogress.cache")
+
+DEFAULT_TTL = 30
+
+
+def cache_ttl() -> int:
+    return int(getattr(settings, "AUTH_PERMISSION_CACHE_TTL", DEFAULT_TTL))
+
+
+def cache_key(user_id) -> str:
+    return f"authperms:v1:{user_id}"
+
+
+class CachedPermissionsBackend(ModelBackend):
+    """ModelBackend whose per-user permission set is cached for AUTH_PERMISSION_CACHE_TTL s."""
+
+    def get_all_permissions(self, user_obj, obj=None):
+        ttl = cache_ttl()
+        if (
+            ttl <= 0
+            or obj is not None
+            or not user_obj.is_active
+            or user_obj.is_anonymous
+            or hasattr(user_obj, "_perm_cache")
+        ):
+            return super().get_all_permissions(user_obj, obj)
+        key = cache_key(user_obj.pk)
+        try:
+            perms = cache.get(key)
+        except Exception:  # Redis down or hung: the tables answer
+            logger.warning("Permission cache unavailable; reading the database", exc_info=True)
+            perms = None
+        if isinstance(perms, frozenset):
+            user_obj._perm_cache = set(perms)  # ModelBackend looks here for the rest of the request
+            return user_obj._perm_cache
+        perms = super().get_all_permissions(user_obj)
+        try:
+            cache.set(key, frozenset(perms), ttl)
+        except Exception:
+            logger.warning("Permission cache unavailable; not caching", exc_info=True)
+        return perms
+
+
+def forget_users(user_ids) -> None:
+    """Drop the cached permission sets of these users (best effort; the TTL bounds the rest)."""
+    keys = [cache_key(user_id) for user_id in user_ids]
+    if not keys:
+        return
+    try:
+        cache.delete_many(keys)
+    except Exception:
+        logger.warning("Permission cache unavailable; entries expire by themselves", exc_info=True)
+
+
+# --- invalidation -----------------------------------------------------------------------------
+
+
+def _forget_on_commit(users: Q) -> None:
+    user_ids = list(get_user_model().objects.filter(users).values_list("pk", flat=True).distinct())
+    if user_ids:
+        transaction.on_commit(lambda: forget_users(user_ids))
+
+
+def _holders(model, ids) -> Q | None:
+    """The users whose permission set depends on these rows of `model`."""
+    if issubclass(model, get_user_model()):
+        return Q(pk__in=ids)
+    if issubclass(model, Group):
+        return Q(groups__in=ids)
+    if issubclass(model, Permission):
+        return Q(user_permissions__in=ids) | Q(groups__permissions__in=ids)
+    return None
+
+
+def _access_changed(sender, instance, action, model, pk_set, **kwargs):
+    """A user's permissions or groups, or a group's permissions, changed (from either side)."""
+    # Before a removal or a clear the rows still say whom it concerns; after an add, they do.
+    if action not in ("pre_remove", "pre_clear", "post_add"):
+        return
+    users = Q(pk__in=[])
+    for side, ids in ((type(instance), [instance.pk]), (model, list(pk_set or ()))):
+        holders = _holders(side, ids) if ids else None
+        if holders is not None:
+            users |= holders
+    _forget_on_commit(users)
+
+
+def _access_deleted(sender, instance, **kwargs):
+    """A group or a permission is about to go, and with it what it granted."""
+    _forget_on_commit(_holders(type(instance), [instance.pk]))
+
+
+def _user_changed(sender, instance, raw=False, **kwargs):
+    if raw or instance.pk is None:
+        return
+    user_id = instance.pk
+    transaction.on_commit(lambda: forget_users([user_id]))
+
+
+def connect() -> None:
+    """Connect the receivers (idempotent); called from CoreConfig.ready()."""
+    User = get_user_model()
+    for through in (User.user_permissions.through, User.groups.through, Group.permissions.through):
+        m2m_changed.connect(
+            _access_changed, sender=through, dispatch_uid=f"authperms-{through._meta.label}"
+        )
+    for model in (Group, Permission):
+        pre_delete.connect(
+            _access_deleted, sender=model, dispatch_uid=f"authperms-{model._meta.label}-deleted"
+        )
+    post_save.connect(_user_changed, sender=User, dispatch_uid="authperms-user-saved")
+    post_delete.connect(_user_changed, sender=User, dispatch_uid="authperms-user-deleted")
