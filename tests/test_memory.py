@@ -14,6 +14,8 @@ import weakref
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.test.client import RequestFactory
 from rest_framework.authtoken.models import Token
 
@@ -24,6 +26,16 @@ def collector_off():
     gc.disable()
     yield
     gc.enable()
+
+
+@pytest.fixture
+def keep_connections():
+    """As Django's test client does: the test's connection stays open across requests."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 def serve(path: str, *, user=None, method: str = "GET", body=None):
@@ -48,7 +60,7 @@ def serve(path: str, *, user=None, method: str = "GET", body=None):
 
 @pytest.mark.django_db
 def test_api_responses_are_freed_when_sent(
-    collector_off, learner, other_learner, instructor, course, contents, enrolled
+    collector_off, keep_connections, learner, other_learner, instructor, course, contents, enrolled
 ):
     cases = [
         (f"/user-progress/{course.pk}/{learner.pk}", learner, "GET", None, 200),
