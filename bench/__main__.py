@@ -38,6 +38,12 @@ SIZES = {
 # Endpoint runs. mode/pick/keys go to bench/lua/bench.lua; `cache` names the cache entries the
 # run depends on (their keys are counted, to report how many requests were served cold).
 ENDPOINTS = {
+    "drf_floor": {
+        "label": "DRF view, token auth, no work",
+        "mode": "drf",
+        "pick": "random",
+        "keys": 500,
+    },
     "learner_cached": {
         "label": "3.1 GET one learner, cached",
         "mode": "learner",
@@ -87,6 +93,7 @@ ENDPOINTS = {
     "bulk": {"label": "3.6 POST bulk (20 users)", "mode": "bulk", "pick": "random"},
 }
 DEFAULT_ENDPOINTS = (
+    "drf_floor",
     "learner_cached",
     "learner_uncached",
     "update",
@@ -470,7 +477,7 @@ def bench_size(args, size: str) -> dict:
 def key_space(mode: str, prepared: dict) -> int:
     """How many different requests a mode can make on this data set (see bench.lua)."""
     courses, learners = len(prepared["courses"]), prepared["learners"]
-    if mode in ("learner", "activities"):
+    if mode in ("learner", "activities", "drf"):
         return courses * learners
     if mode == "course_page":
         return courses * -(-learners // 20) * 6

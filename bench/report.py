@@ -8,6 +8,7 @@ RSS_LIMIT_MB = 150
 
 LABELS = {
     "bare": "bare Django view (constant JSON)",
+    "drf_floor": "floor: DRF view + token auth, no work",
     "learner_cached": "3.1 GET one learner, cached",
     "learner_uncached": "3.1 GET one learner, uncached",
     "update": "3.3 POST update",

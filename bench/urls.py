@@ -7,6 +7,9 @@ before it does any work of its own (WSGI, middleware, URL resolution, JSON respo
 
 from django.http import JsonResponse
 from django.urls import include, path
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 BARE_BODY = {"success": True, "message": "ok", "results": {"bench": "bare"}}
 
@@ -16,7 +19,22 @@ def bare(request):
     return JsonResponse(BARE_BODY)
 
 
+class Floor(APIView):
+    """The framework's floor: what every API endpoint pays before doing any work of its own.
+
+    DRF dispatch with the app's settings (cached token authentication, IsAuthenticated, content
+    negotiation, the envelope renderer) and a constant body. No endpoint can be faster than this;
+    its ratio to the bare view is the ceiling of every ratio in the table."""
+
+    permission_classes = [IsAuthenticated]
+    success_message = "ok"
+
+    def get(self, request):
+        return Response({"bench": "floor"})
+
+
 urlpatterns = [
     path("bench/bare", bare, name="bench-bare"),
+    path("bench/drf", Floor.as_view(), name="bench-drf"),
     path("", include("config.urls")),
 ]

@@ -1,6 +1,6 @@
 -- wrk script for every benchmarked endpoint; the mode comes from the environment.
 --
---   BENCH_MODE   bare | learner | activities | update | course_page | analytics | bulk
+--   BENCH_MODE   bare | drf | learner | activities | update | course_page | analytics | bulk
 --   BENCH_DATA   the data file written by `python -m bench.prepare` (tokens, ids)
 --   BENCH_PICK   random: requests drawn at random from the key set (cached reads, mostly)
 --                walk:   each key once, in a shuffled order, then the thread stops (cold reads)
@@ -82,7 +82,7 @@ local ORDERS = { "asc", "desc" }
 -- The key space of each mode: every request the mode can make, as a small table.
 local function build_keys()
    local all = {}
-   if mode == "learner" or mode == "activities" then
+   if mode == "learner" or mode == "activities" or mode == "drf" then
       for _, c in ipairs(data.courses) do
          for li = 1, #data.learners do table.insert(all, { c = c, l = li }) end
       end
@@ -173,7 +173,9 @@ function request()
       return update_request()
    end
    local k = next_key()
-   if mode == "learner" or mode == "activities" then
+   if mode == "drf" then
+      return wrk.format("GET", "/bench/drf", auth(data.learners[k.l].token))
+   elseif mode == "learner" or mode == "activities" then
       local learner = data.learners[k.l]
       local path = string.format("/user-progress/%d/%d", k.c, learner.id)
       if mode == "activities" then path = path .. "/activities" end
