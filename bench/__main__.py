@@ -553,8 +553,10 @@ def cold_analytics(args, store: Store, prepared: dict, round_no: int) -> Run:
 
     def drop(path: str) -> None:
         course = path.split("/")[3]
-        for key in store.redis.scan_iter(match=f"{store.prefix}:*:analytics:{course}*"):
-            store.redis.delete(key)
+        # progress.cache.analytics_key(course) and its lock keys
+        for pattern in (f"analytics:*:{course}", f"analytics:*:{course}:*"):
+            for key in store.redis.scan_iter(match=f"{store.prefix}:*:{pattern}"):
+                store.redis.delete(key)
 
     return sample_cold(
         endpoint=COLD_ANALYTICS,

@@ -12,7 +12,9 @@ How long can a revoked permission keep working?
   side; a group or a permission deleted; the user saved or deleted): the user's entry is dropped
   when the transaction commits, in every process where this module is imported.
 - Whatever sends no signal (QuerySet.update(), raw SQL, an invalidation that could not reach
-  Redis): at most AUTH_PERMISSION_CACHE_TTL seconds, the lifetime of an entry.
+  Redis), and a request that read the old set just before the change committed and stores it
+  just after the entry was dropped: at most AUTH_PERMISSION_CACHE_TTL seconds, the lifetime
+  of an entry.
 
 Redis errors never fail a request: any cache error means reading the tables, as ModelBackend.
 """

@@ -10,15 +10,17 @@ How long can a revoked credential keep working?
   (deactivated, demoted, renamed) or deleted: the entries are dropped as soon as the transaction
   commits, in every process where this module is imported (receivers below).
 - Whatever sends no signal (QuerySet.update(), raw SQL, another process that never imported
-  this module, an invalidation that could not reach Redis): at most AUTH_TOKEN_CACHE_TTL
-  seconds, the lifetime of an entry. That is the documented bound.
+  this module, an invalidation that could not reach Redis), and a request that read the user
+  just before the change committed and stores the entry just after it was dropped: at most
+  AUTH_TOKEN_CACHE_TTL seconds, the lifetime of an entry. That is the documented bound.
 Only successful lookups are cached; an unknown token always goes to the database, so a new
 token works at once. `is_active` is checked on every request, as DRF does.
 
 What is cached: the user's concrete fields except the password hash, under a hash of the token
 (never the token itself). The user is rebuilt with the password deferred, so that a save() of
-request.user can never write an empty password. Permissions and groups are not cached: they are
-read per request as before, so granting or revoking one takes effect at once.
+request.user can never write an empty password. Permissions are not part of the entry: the
+authentication backend caches them per user, with its own invalidation
+(courseprogress/auth_backends.py).
 
 Redis errors never fail a request: any cache error means a database lookup.
 """

@@ -31,20 +31,25 @@ from courseprogress.renderers import JSONFragment, dumps, json_fragment
 logger = logging.getLogger("courseprogress.cache")
 
 
+# The layout of the entries (see "entries" below). A new layout takes a new version, so that
+# while old and new workers run side by side (a rolling deploy) neither reads the other's.
+LAYOUT = "v2"
+
+
 def learner_key(course_id: int, user_id: int) -> str:
-    return f"learner:{course_id}:{user_id}"
+    return f"learner:{LAYOUT}:{course_id}:{user_id}"
 
 
 def analytics_key(course_id: int) -> str:
-    return f"analytics:{course_id}"
+    return f"analytics:{LAYOUT}:{course_id}"
 
 
 def activities_key(course_id: int, user_id: int, params: dict) -> str:
-    return f"activities:{course_id}:{user_id}:{params_digest(params)}"
+    return f"activities:{LAYOUT}:{course_id}:{user_id}:{params_digest(params)}"
 
 
 def course_page_key(course_id: int, params: dict) -> str:
-    return f"coursepage:{course_id}:{params_digest(params)}"
+    return f"coursepage:{LAYOUT}:{course_id}:{params_digest(params)}"
 
 
 def params_digest(params: dict) -> str:

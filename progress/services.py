@@ -26,7 +26,7 @@ from progress.models import (
     EnrollmentStatus,
     ProgressStatus,
 )
-from progress.signals import enrollment_sync_deferred
+from progress.signals import enrollment_sync_deferred, enrollment_sync_is_deferred
 
 HUNDRED = Decimal("100.00")
 
@@ -125,9 +125,13 @@ def record_progress(
         if changes or row.pk is None:  # a retry that changes nothing writes nothing
             for name, value in changes.items():
                 setattr(row, name, value)
-            with enrollment_sync_deferred():  # synced below, with the enrollment locked here
+            # The receiver would lock the enrollment again: sync it here, where it is locked,
+            # unless a bulk writer defers the sync to the end of its batch.
+            deferred = enrollment_sync_is_deferred()
+            with enrollment_sync_deferred():
                 row.save()
-            _sync_locked(enrollment, refresh=False)
+            if not deferred:
+                _sync_locked(enrollment, refresh=False)
     return row
 
 

@@ -27,6 +27,11 @@ def enrollment_sync_deferred():
         _sync_deferred.reset(token)
 
 
+def enrollment_sync_is_deferred() -> bool:
+    """Whether this thread is inside enrollment_sync_deferred()."""
+    return _sync_deferred.get()
+
+
 def progress_changed(sender, instance, raw=False, **kwargs):
     if raw or _sync_deferred.get():  # loaddata fixtures are taken as they are
         return

@@ -137,8 +137,8 @@ def test_saving_the_cached_user_keeps_the_password(token, learner):
     assert (fresh.first_name, fresh.password) == ("Renamed", hashed)
 
 
-def test_permissions_are_not_cached(token, learner):
-    """Permissions are read per request, so a grant takes effect at once."""
+def test_a_grant_takes_effect_at_once_for_a_cached_token(token, learner):
+    """The token entry holds no permissions; the backend's own cache drops them on a grant."""
     from django.contrib.auth.models import Permission
 
     call(token.key)

@@ -85,6 +85,22 @@ def test_cached_analytics_make_no_analytics_query(client_for, instructor, course
     assert "user_course_content_progress" not in sql
 
 
+def test_entries_of_another_layout_are_misses_not_errors(client_for, learner, course, enrolled):
+    """While old and new workers run side by side (a rolling deploy), neither may trip on the
+    other's entries: the keys name the layout, and an entry of any other shape is recomputed."""
+    from django.core.cache import cache
+
+    assert progress_cache.learner_key(course.pk, learner.pk) != f"learner:{course.pk}:{learner.pk}"
+    client = client_for(learner)
+    fresh = client.get(learner_url(course, learner)).json()
+    version = Enrollment.objects.get(pk=enrolled.pk).cache_version
+    key = progress_cache.learner_key(course.pk, learner.pk)
+    cache.set(key, {"stamp": version, "data": {"enrollments": None, "activityLogs": []}})
+    response = client.get(learner_url(course, learner))
+    assert response.status_code == 200
+    assert response.json() == fresh
+
+
 # --- every write path invalidates ---------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import CourseContent
-from progress import services
+from progress import services, signals
 from progress.models import ContentProgress, Enrollment
 
 
@@ -31,6 +31,32 @@ def test_a_save_from_any_path_syncs_the_enrollment(learner, course, contents, en
     stored = Enrollment.objects.get(pk=enrolled.pk)
     assert stored.status == "COMPLETED"
     assert stored.completed_at is not None
+
+
+def test_record_progress_leaves_a_deferred_sync_to_the_bulk_writer(
+    learner, course, contents, enrolled
+):
+    """Inside enrollment_sync_deferred() (the import), each row writes only itself: the
+    enrollment is synced once per batch by the writer, not once per row."""
+    before = Enrollment.objects.get(pk=enrolled.pk)
+    with signals.enrollment_sync_deferred():
+        for content in contents:
+            services.record_progress(
+                user_id=learner.pk, course_id=course.pk, content_id=content.pk, status="COMPLETED"
+            )
+    after = Enrollment.objects.get(pk=enrolled.pk)
+    assert (after.status, after.cache_version) == ("ENROLLED", before.cache_version)
+    assert ContentProgress.objects.filter(user=learner, course=course).count() == len(contents)
+    services.record_progress(  # outside the block, the sync runs again
+        user_id=learner.pk,
+        course_id=course.pk,
+        content_id=contents[0].pk,
+        status="COMPLETED",
+        percent=Decimal("100.00"),
+        duration=5,
+    )
+    synced = Enrollment.objects.get(pk=enrolled.pk)
+    assert (synced.status, synced.cache_version) == ("COMPLETED", before.cache_version + 1)
 
 
 def test_a_deleted_row_bumps_the_cache_version(learner, course, contents, enrolled):
