@@ -298,19 +298,16 @@ class Store:
         return len(set(self.redis.scan_iter(match=f"{self.prefix}:*:{kind}:*", count=5000)))
 
     def drop(self, kind: str) -> None:
-        batch = []
-        for key in self.redis.scan_iter(match=f"{self.prefix}:*:{kind}:*", count=5000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                self.redis.delete(*batch)
-                batch = []
-        if batch:
-            self.redis.delete(*batch)
+        self.delete_matching(f"*:{kind}:*")
 
     def clear(self) -> None:
         """Every key the bench made (prefix cpbench), and nothing else."""
+        self.delete_matching("*")
+
+    def delete_matching(self, pattern: str) -> None:
+        """The bench's keys matching `pattern` (after the prefix), deleted in batches."""
         batch = []
-        for key in self.redis.scan_iter(match=f"{self.prefix}:*", count=5000):
+        for key in self.redis.scan_iter(match=f"{self.prefix}:{pattern}", count=5000):
             batch.append(key)
             if len(batch) >= 1000:
                 self.redis.delete(*batch)
@@ -554,9 +551,8 @@ def cold_analytics(args, store: Store, prepared: dict, round_no: int) -> Run:
     def drop(path: str) -> None:
         course = path.split("/")[3]
         # progress.cache.analytics_key(course) and its lock keys
-        for pattern in (f"analytics:*:{course}", f"analytics:*:{course}:*"):
-            for key in store.redis.scan_iter(match=f"{store.prefix}:*:{pattern}"):
-                store.redis.delete(key)
+        store.delete_matching(f"*:analytics:*:{course}")
+        store.delete_matching(f"*:analytics:*:{course}:*")
 
     return sample_cold(
         endpoint=COLD_ANALYTICS,

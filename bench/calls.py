@@ -5,10 +5,20 @@ the seeded courses for course-wide reads, learners posting to the bench POST cou
 """
 
 import json
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import django
+
+# The cache entries each endpoint reads (the kinds of progress/cache.py's key builders).
+CACHE_KINDS = {
+    "learner": ("learner",),
+    "activities": ("activities",),
+    "course_page": ("coursepage",),
+    "analytics": ("analytics",),
+}
 SORTS = ("enrollmentDate", "progress", "completionDate")
 ORDERS = ("asc", "desc")
 
@@ -94,3 +104,23 @@ def one_request(data: BenchData, endpoint: str, rng: random.Random, i: int = 0) 
             "/user-progress/bulk", body, content_type="application/json", **_auth(data.owner)
         )
     raise ValueError(f"unknown endpoint {endpoint}")
+
+
+def setup_django() -> None:
+    """Django as the bench's server runs it: its settings and URLs, with the --variant changes."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("ROOT_URLCONF", "bench.urls")
+    django.setup()
+    from bench.variants import apply_code_changes
+
+    apply_code_changes()
+
+
+def drop_cached_reads(cache, endpoints=tuple(CACHE_KINDS)) -> None:
+    """The cached reads of these endpoints, not the rest of the cache (tokens, permissions)."""
+    kinds = [kind for endpoint in endpoints for kind in CACHE_KINDS.get(endpoint, ())]
+    if kinds and not hasattr(cache, "delete_pattern"):  # not Redis: a per-process cache
+        cache.clear()
+        return
+    for kind in kinds:
+        cache.delete_pattern(f"{kind}:*")

@@ -13,22 +13,12 @@ tokens and ids, from the data file that `python -m bench` or `bench.prepare` wro
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import random
 import sys
 import time
 
-import django
-
-
-def drop_cached_reads(cache) -> None:
-    """The cached reads (progress/cache.py keys), not the rest of the cache (tokens...)."""
-    if not hasattr(cache, "delete_pattern"):  # not Redis: a per-process cache
-        cache.clear()
-        return
-    for kind in ("learner", "activities", "coursepage", "analytics"):
-        cache.delete_pattern(f"{kind}:*")
+from bench.calls import BenchData, drop_cached_reads, make_requests, setup_django
 
 
 def main(argv=None) -> None:
@@ -53,15 +43,8 @@ def main(argv=None) -> None:
     parser.add_argument("--limit", type=int, default=35)
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("ROOT_URLCONF", "bench.urls")
-    django.setup()
-    from bench.variants import apply_code_changes
-
-    apply_code_changes()
+    setup_django()
     from django.core.cache import cache
-
-    from bench.calls import BenchData, make_requests
 
     data = BenchData.read(args.data)
     client, requests = make_requests(data, args.endpoint, random.Random(1), args.n)

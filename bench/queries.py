@@ -16,13 +16,12 @@ Prints one line `BENCH_QUERIES {json}`.
 
 import argparse
 import json
-import os
 import random
 import re
 import sys
 import time
 
-import django
+from bench.calls import BenchData, drop_cached_reads, make_requests, setup_django
 
 ENDPOINTS = ("learner", "activities", "course_page", "analytics", "update", "bulk")
 PLAN_KEEP = re.compile(
@@ -39,18 +38,10 @@ def main(argv=None) -> None:
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("ROOT_URLCONF", "bench.urls")
-    django.setup()
-    from bench.variants import apply_code_changes
-
-    apply_code_changes()
-
+    setup_django()
     from django.core.cache import cache
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
-
-    from bench.calls import BenchData, make_requests
 
     data = BenchData.read(args.data)
     result = {}
@@ -62,8 +53,7 @@ def main(argv=None) -> None:
         else:
             cold_send = warm_send = send
         cold_send(client)  # imports, the connection, and the user's token into the token cache
-        for kind in CACHE_KINDS.get(endpoint, ()):
-            cache.delete_pattern(f"{kind}:*")  # this endpoint's entries only
+        drop_cached_reads(cache, [endpoint])  # this endpoint's entries only
         if before_cold:
             before_cold()
         with CaptureQueriesContext(connection) as cold:
@@ -84,15 +74,6 @@ def main(argv=None) -> None:
             entry["plans"] = explain(connection, cold.captured_queries)
         result[endpoint] = entry
     print("BENCH_QUERIES " + json.dumps(result), flush=True)
-
-
-# The cache entries each endpoint reads (progress/cache.py key builders).
-CACHE_KINDS = {
-    "learner": ("learner",),
-    "activities": ("activities",),
-    "course_page": ("coursepage",),
-    "analytics": ("analytics",),
-}
 
 
 def update_pair(data):
