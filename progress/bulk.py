@@ -34,6 +34,10 @@ from progress.models import ContentProgress, Enrollment, EnrollmentStatus, Progr
 
 AUTOMATIC_FROM = (EnrollmentStatus.ENROLLED, EnrollmentStatus.IN_PROGRESS)
 _HAS_COMPLETION = (EnrollmentStatus.COMPLETED, EnrollmentStatus.CERTIFIED)
+# The enrollments the rule may move or date: the rest never drift.
+DRIFT_CANDIDATES = Q(status__in=AUTOMATIC_FROM) | Q(
+    status__in=_HAS_COMPLETION, completed_at__isnull=True
+)
 
 
 def _own_rows() -> QuerySet:
@@ -85,11 +89,8 @@ def enrollment_status_targets(enrollments: QuerySet | None = None) -> QuerySet:
         .values("n")
     )
     activity = [ProgressStatus.IN_PROGRESS, ProgressStatus.COMPLETED]
-    candidates = Q(status__in=AUTOMATIC_FROM) | Q(
-        status__in=_HAS_COMPLETION, completed_at__isnull=True
-    )
     return (
-        qs.filter(candidates)
+        qs.filter(DRIFT_CANDIDATES)
         .alias(
             n_contents=Coalesce(contents, 0),
             n_completed=Coalesce(completed, 0),

@@ -29,6 +29,8 @@ from progress.models import (
 from progress.signals import enrollment_sync_deferred, enrollment_sync_is_deferred
 
 HUNDRED = Decimal("100.00")
+NO_ACTIVE_ENROLLMENT = "The learner has no active enrollment in this course."
+NOT_IN_COURSE = "This content is not part of the course."
 
 
 class _Unset:
@@ -106,9 +108,9 @@ def record_progress(
         )
         content_ok = enrollment.content_in_course if enrollment else content_in_course.exists()
         if not content_ok:
-            raise ValidationError({"courseContentId": ["This content is not part of the course."]})
+            raise ValidationError({"courseContentId": [NOT_IN_COURSE]})
         if enrollment is None or enrollment.status not in ACTIVE_ENROLLMENT_STATUSES:
-            raise Conflict("The learner has no active enrollment in this course.")
+            raise Conflict(NO_ACTIVE_ENROLLMENT)
         row = (
             ContentProgress.objects.select_for_update()
             .filter(user_id=user_id, course_id=course_id, content_id=content_id)
@@ -293,6 +295,12 @@ def _apply_move(enrollment: Enrollment, to_status: str, fields: tuple[str, ...] 
 def move_enrollment(enrollment_id: int, to_status: str, *, certificate_url=UNSET) -> Enrollment:
     """A move asked for by a person or a command (admin actions, expire_enrollments)."""
     return update_enrollment(enrollment_id, status=to_status, certificate_url=certificate_url)
+
+
+def move_locked_enrollment(enrollment: Enrollment, to_status: str) -> Enrollment:
+    """move_enrollment for an enrollment the caller's transaction has locked already (a batch
+    that locks its rows, then decides row by row)."""
+    return _update(enrollment, to_status, certificate_url=UNSET, metadata=UNSET)
 
 
 def update_enrollment(

@@ -111,7 +111,6 @@ class Progress:
         self.tty = enabled and stream.isatty()
         self.interval = 0.1 if self.tty else 2.0
         self.started = self.last = time.monotonic()
-        self.drawn = False
 
     def advance(self, count: int = 1) -> None:
         self.done += count
@@ -132,7 +131,6 @@ class Progress:
             self.stream.flush()
         else:
             self.stream.write(text, style_func=_plain)
-        self.drawn = True
 
     def finish(self) -> None:
         if not self.enabled:
@@ -197,10 +195,7 @@ class BatchCommand(BaseCommand):
         """`scope` narrowed to one course (when given); CommandError if it does not exist."""
         if course_id is None:
             return scope
-        from courseprogress.models import Course
-
-        if not Course.objects.filter(pk=course_id).exists():
-            raise CommandError(f"Course {course_id} does not exist.")
+        course_must_exist(course_id)
         return scope.filter(course_id=course_id)
 
     def progress(self, options, label: str, total: int | None = None, unit="rows") -> Progress:
@@ -214,3 +209,24 @@ class BatchCommand(BaseCommand):
             (stream or self.stdout).write(summary.line(dry_run=dry_run))
         if summary.failed:
             raise CommandError(f"{summary.failed} {what} failed; see the messages above.")
+
+
+def course_must_exist(course_id: int) -> None:
+    from courseprogress.models import Course
+
+    if not Course.objects.filter(pk=course_id).exists():
+        raise CommandError(f"Course {course_id} does not exist.")
+
+
+def keyset_ids(queryset, batch_size: int):
+    """The primary keys of `queryset` in order, read batch_size at a time after the last one
+    read: rows that a batch changes (or that leave the queryset) never shift the next batch."""
+    last = 0
+    while True:
+        ids = list(
+            queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]

@@ -24,7 +24,7 @@ from rest_framework.authtoken.models import Token
 
 from courseprogress.models import Course, CourseContent, CourseStaff
 from progress import bulk
-from progress.management.base import Progress, Summary, batched
+from progress.management.base import Progress, Summary, batched, keyset_ids
 from progress.models import ContentProgress, Enrollment
 
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
@@ -336,14 +336,5 @@ class BenchSeeder:
     def _sync(self, course_ids: list[int]) -> None:
         """Bring every seeded enrollment in line with its rows, set-based, in batches."""
         scope = Enrollment.objects.filter(course_id__in=course_ids)
-        last = 0
-        while True:
-            ids = list(
-                scope.filter(pk__gt=last)
-                .order_by("pk")
-                .values_list("pk", flat=True)[: self.batch_size]
-            )
-            if not ids:
-                return
+        for ids in keyset_ids(scope, self.batch_size):
             self.result.synced += len(bulk.apply_enrollment_status_drift(ids))
-            last = ids[-1]

@@ -39,7 +39,6 @@ from progress.models import ACTIVE_ENROLLMENT_STATUSES, ContentProgress, Enrollm
 from progress.serializers import ProgressUpdateIn
 
 API_FIELDS = tuple(ProgressUpdateIn().fields)  # the POST body's fields
-NO_ENROLLMENT = "The learner has no active enrollment in this course."
 CHANGED, SKIPPED = "changed", "skipped"
 ROLLED_BACK = "rolled back with its batch"
 
@@ -50,7 +49,6 @@ class BatchFailed(Exception):
             f"the batch of lines {first_line}-{last_line} failed and was rolled back "
             f"({type(cause).__name__}: {cause})"
         )
-        self.cause = cause
 
 
 @dataclass
@@ -286,7 +284,7 @@ class Lookups:
         if course_id not in self.course_ids:
             return f"courseId: Course {course_id} does not exist."
         if (course_id, row.fields["courseContentId"]) not in self.contents:
-            return "courseContentId: This content is not part of the course."
+            return f"courseContentId: {services.NOT_IN_COURSE}"
         if self.enrollments.get((user_id, course_id)) not in ACTIVE_ENROLLMENT_STATUSES:
-            return NO_ENROLLMENT
+            return services.NO_ACTIVE_ENROLLMENT
         return None

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from progress.serializers import percent_str
+
 FORMATS = ("csv", "jsonl")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
@@ -173,7 +175,7 @@ class Writer:
             return
         cells = dict(row)
         if percent is not None:
-            cells["progressPercent"] = f"{percent:.2f}"
+            cells["progressPercent"] = percent_str(percent)
         if cells.get("metadata") is not None:
             cells["metadata"] = json.dumps(cells["metadata"], ensure_ascii=False)
         self.csv.writerow({key: "" if value is None else value for key, value in cells.items()})

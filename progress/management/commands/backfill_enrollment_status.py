@@ -1,8 +1,6 @@
-from django.db.models import Q
-
 from progress import bulk
-from progress.management.base import BatchCommand, Summary, batched
-from progress.models import Enrollment, EnrollmentStatus
+from progress.management.base import BatchCommand, Summary, keyset_ids
+from progress.models import Enrollment
 from progress.serializers import iso
 
 
@@ -43,8 +41,8 @@ Examples:
         summary = Summary(read=scope.count())
         progress = self.progress(options, "backfill", total=summary.read, unit="enrollments")
         # Only enrollments the rule can touch; keyset batches, so fixing rows never shifts them.
-        candidate_ids = _candidate_ids(scope, options["batch_size"])
-        for batch in batched(candidate_ids, options["batch_size"]):
+        candidates = scope.filter(bulk.DRIFT_CANDIDATES)
+        for batch in keyset_ids(candidates, options["batch_size"]):
             if dry_run:
                 changes = bulk.enrollment_status_drift(scope.filter(pk__in=batch))
             else:
@@ -57,25 +55,6 @@ Examples:
         progress.finish()
         summary.skipped = summary.read - summary.changed
         self.finish(summary, options, what="enrollments")
-
-
-def _candidate_ids(scope, batch_size: int):
-    """Ids of the enrollments in scope that the rule may move or date, in pk order."""
-    may_drift = Q(status__in=bulk.AUTOMATIC_FROM) | Q(
-        status__in=[EnrollmentStatus.COMPLETED, EnrollmentStatus.CERTIFIED],
-        completed_at__isnull=True,
-    )
-    last = 0
-    while True:
-        ids = list(
-            scope.filter(may_drift, pk__gt=last)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return
-        yield from ids
-        last = ids[-1]
 
 
 def _describe(change: dict, *, dry_run: bool) -> str:

@@ -4,9 +4,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from courseprogress.exceptions import Conflict
 from progress import services
-from progress.management.base import BatchCommand, Summary, moment_arg, parse_moment
+from progress.management.base import (
+    BatchCommand,
+    Summary,
+    keyset_ids,
+    moment_arg,
+    parse_moment,
+)
 from progress.models import ALLOWED_MOVES, Enrollment, EnrollmentStatus
 from progress.serializers import iso
 
@@ -59,16 +64,7 @@ Examples:
 
         summary = Summary()
         progress = self.progress(options, "expire_enrollments", unit="enrollments")
-        last = 0
-        while True:
-            ids = list(
-                candidates.filter(pk__gt=last)
-                .order_by("pk")
-                .values_list("pk", flat=True)[: options["batch_size"]]
-            )
-            if not ids:
-                break
-            last = ids[-1]
+        for ids in keyset_ids(candidates, options["batch_size"]):
             self._batch(ids, before, now, summary, options)
             progress.advance(len(ids))
         progress.finish()
@@ -89,12 +85,8 @@ Examples:
                     else:
                         summary.skipped += 1
                     continue
-                if not dry_run:
-                    try:
-                        services.move_enrollment(enrollment.pk, EXPIRED)
-                    except Conflict:  # moved since: no longer expirable
-                        summary.skipped += 1
-                        continue
+                if not dry_run:  # locked above, and its status checked under the lock
+                    services.move_locked_enrollment(enrollment, EXPIRED)
                 summary.changed += 1
                 if dry_run or options["verbosity"] >= 2:
                     verb = "would expire" if dry_run else "expired"

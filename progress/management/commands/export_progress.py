@@ -4,10 +4,9 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import CommandError
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 
-from courseprogress.models import Course
-from progress.management.base import BatchCommand, Summary
+from progress.management.base import BatchCommand, Summary, course_must_exist
 from progress.management.progress_files import (
     CREATED,
     EXTENSIONS,
@@ -63,8 +62,7 @@ Examples:
 
     def handle(self, *args, **options):
         course_id = options["course"]
-        if not Course.objects.filter(pk=course_id).exists():
-            raise CommandError(f"Course {course_id} does not exist.")
+        course_must_exist(course_id)
         output = options["output"]
         fmt = options["format"] or EXTENSIONS.get(Path(output or "").suffix.lower(), "csv")
         summary = Summary()
@@ -102,13 +100,18 @@ Examples:
         self.finish(summary, options)
 
     def _export(self, writer: Writer, course_id: int, summary: Summary, progress, chunk: int):
-        enrollment = Enrollment.objects.filter(user_id=OuterRef("user_id"), course_id=course_id)
+        # The learner's enrollment in this course, joined once (at most one: user and course
+        # are unique together).
+        enrollment = FilteredRelation(
+            "user__enrollments", condition=Q(user__enrollments__course_id=course_id)
+        )
         rows = (
             ContentProgress.objects.filter(course_id=course_id)
             .annotate(
-                enrollment_status=Subquery(enrollment.values("status")[:1]),
-                enrolled_at=Subquery(enrollment.values("enrolled_at")[:1]),
-                completed_at=Subquery(enrollment.values("completed_at")[:1]),
+                enrollment=enrollment,
+                enrollment_status=F("enrollment__status"),
+                enrolled_at=F("enrollment__enrolled_at"),
+                completed_at=F("enrollment__completed_at"),
             )
             .order_by("user_id", "content__position", "content_id")
             .values(

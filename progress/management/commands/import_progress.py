@@ -94,8 +94,8 @@ Examples:
         except (FileFormatError, UnicodeDecodeError, csv.Error) as exc:  # an unusable file
             raise CommandError(f"{options['file']}: {exc}") from exc
         except BatchFailed as exc:
+            # The failed batch counts as failed: finish() below reports it and exits non-zero.
             self.stderr.write(f"Stopped: {exc}. Rows before it were written; rerun to continue.")
-            self.finish(importer.summary, options)
         finally:
             progress.finish()
             stream.close()

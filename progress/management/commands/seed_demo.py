@@ -85,10 +85,9 @@ Examples:
                 transaction.set_rollback(True)
         if bulk:
             self._print_bench(result, options)
-            self.finish(result.summary, options, what="objects")
         else:
             self._print_demo(result, options)
-            self.finish(result.summary, options, what="objects")
+        self.finish(result.summary, options, what="objects")
 
     # --- large set ----------------------------------------------------------------------------
 
