@@ -19,18 +19,15 @@ How long can a revoked permission keep working?
 Redis errors never fail a request: any cache error means reading the tables, as ModelBackend.
 """
 
-import logging
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
-logger = logging.getLogger("courseprogress.cache")
+from courseprogress.safe_cache import safe_delete_many, safe_get, safe_set
 
 DEFAULT_TTL = 30
 
@@ -57,31 +54,18 @@ class CachedPermissionsBackend(ModelBackend):
         ):
             return super().get_all_permissions(user_obj, obj)
         key = cache_key(user_obj.pk)
-        try:
-            perms = cache.get(key)
-        except Exception:  # Redis down or hung: the tables answer
-            logger.warning("Permission cache unavailable; reading the database", exc_info=True)
-            perms = None
+        perms = safe_get(key)
         if isinstance(perms, frozenset):
             user_obj._perm_cache = set(perms)  # ModelBackend looks here for the rest of the request
             return user_obj._perm_cache
         perms = super().get_all_permissions(user_obj)
-        try:
-            cache.set(key, frozenset(perms), ttl)
-        except Exception:
-            logger.warning("Permission cache unavailable; not caching", exc_info=True)
+        safe_set(key, frozenset(perms), ttl)
         return perms
 
 
 def forget_users(user_ids) -> None:
     """Drop the cached permission sets of these users (best effort; the TTL bounds the rest)."""
-    keys = [cache_key(user_id) for user_id in user_ids]
-    if not keys:
-        return
-    try:
-        cache.delete_many(keys)
-    except Exception:
-        logger.warning("Permission cache unavailable; entries expire by themselves", exc_info=True)
+    safe_delete_many(cache_key(user_id) for user_id in user_ids)
 
 
 # --- invalidation -----------------------------------------------------------------------------
@@ -130,7 +114,7 @@ def _user_changed(sender, instance, raw=False, **kwargs):
 
 
 def connect() -> None:
-    """Connect the receivers (idempotent); called from CoreConfig.ready()."""
+    """Connect the receivers (idempotent); called from CourseprogressConfig.ready()."""
     User = get_user_model()
     for through in (User.user_permissions.through, User.groups.through, Group.permissions.through):
         m2m_changed.connect(

@@ -8,9 +8,9 @@ the cache off) and is otherwise DRF's class: same header, same errors, same (use
 How long can a revoked credential keep working?
 - A token deleted or rotated (`drf_create_token -r` deletes and re-creates), a user saved
   (deactivated, demoted, renamed) or deleted: the entries are dropped as soon as the transaction
-  commits, in every process where this module is imported (receivers below).
-- Whatever sends no signal (QuerySet.update(), raw SQL, another process that never imported
-  this module, an invalidation that could not reach Redis), and a request that read the user
+  commits (receivers below, connected in every Django process).
+- Whatever sends no signal (QuerySet.update(), raw SQL, an invalidation that could not reach
+  Redis), and a request that read the user
   just before the change committed and stores the entry just after it was dropped: at most
   AUTH_TOKEN_CACHE_TTL seconds, the lifetime of an entry. That is the documented bound.
 Only successful lookups are cached; an unknown token always goes to the database, so a new
@@ -30,7 +30,6 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
@@ -38,7 +37,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-logger = logging.getLogger("courseprogress.cache")
+from courseprogress.safe_cache import safe_delete_many, safe_get, safe_set
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TTL = 30
 SECRET_FIELDS = frozenset({"password"})
@@ -95,35 +96,18 @@ class CachedTokenAuthentication(TokenAuthentication):
                     raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
                 return user, token
         user, token = super().authenticate_credentials(key)  # raises when unknown or inactive
-        _cache_set(cache_key(key), _entry(token), ttl)
+        safe_set(cache_key(key), _entry(token), ttl)
         return user, token
 
 
 def _cache_get(key: str):
-    try:
-        entry = cache.get(key)
-    except Exception:  # Redis down or hung: the database answers
-        logger.warning("Token cache unavailable; reading the database", exc_info=True)
-        return None
+    entry = safe_get(key)
     return entry if isinstance(entry, dict) and "user" in entry else None
-
-
-def _cache_set(key: str, entry: dict, ttl: int) -> None:
-    try:
-        cache.set(key, entry, ttl)
-    except Exception:
-        logger.warning("Token cache unavailable; not caching", exc_info=True)
 
 
 def forget_tokens(keys) -> None:
     """Drop the cached entries of these token keys (best effort; the TTL bounds the rest)."""
-    keys = [cache_key(key) for key in keys]
-    if not keys:
-        return
-    try:
-        cache.delete_many(keys)
-    except Exception:
-        logger.warning("Token cache unavailable; entries expire by themselves", exc_info=True)
+    safe_delete_many(cache_key(key) for key in keys)
 
 
 # --- invalidation -----------------------------------------------------------------------------
@@ -143,13 +127,10 @@ def _user_changed(sender, instance, raw=False, **kwargs):
 
 
 def connect() -> None:
-    """Connect the receivers (idempotent). Done on import; call it from an AppConfig.ready() to
-    cover processes that never import this module (management commands)."""
+    """Connect the receivers (idempotent); called from CourseprogressConfig.ready(), so in every
+    process (commands included). A deleted user needs no receiver of its own: its tokens are
+    deleted first, each through _token_changed."""
     User = get_user_model()
     post_save.connect(_token_changed, sender=Token, dispatch_uid="authtoken-cache-token-saved")
     post_delete.connect(_token_changed, sender=Token, dispatch_uid="authtoken-cache-token-deleted")
     post_save.connect(_user_changed, sender=User, dispatch_uid="authtoken-cache-user-saved")
-    post_delete.connect(_user_changed, sender=User, dispatch_uid="authtoken-cache-user-deleted")
-
-
-connect()

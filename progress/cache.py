@@ -18,7 +18,6 @@ to the database and a write never fails because Redis is away.
 import functools
 import hashlib
 import json
-import logging
 import time
 from collections.abc import Callable, Iterable
 
@@ -27,9 +26,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 
 from courseprogress.renderers import JSONFragment, dumps, json_fragment
-
-logger = logging.getLogger("courseprogress.cache")
-
+from courseprogress.safe_cache import safe_delete_many, safe_get, safe_set
 
 # The layout of the entries (see "entries" below). A new layout takes a new version, so that
 # while old and new workers run side by side (a rolling deploy) neither reads the other's.
@@ -127,26 +124,17 @@ def _compute_and_store(key: str, stamp, compute: Callable[[], dict], ttl: int) -
     parts = {name: dumps(value) for name, value in data.items()}
     if any(body is None for body in parts.values()):  # not for orjson: serve it, do not keep it
         return data
-    store(key, {"stamp": stamp, "parts": parts}, ttl)
+    safe_set(key, {"stamp": stamp, "parts": parts}, ttl)
     return {name: json_fragment(body) for name, body in parts.items()}
 
 
 def get_or_compute(key: str, stamp, compute: Callable[[], dict], ttl: int) -> dict:
     """compute()'s result as stored under `key` if it was made at `stamp`; else compute it,
     store it and return it. Either way the values are JSON fragments for the renderer."""
-    parts = _parts_at(cache.get(key), stamp)
+    parts = _parts_at(safe_get(key), stamp)
     if parts is not None:
         return parts
     return _compute_and_store(key, stamp, compute, ttl)
-
-
-def store(key: str, entry: dict, ttl: int) -> None:
-    """cache.set that never fails the request: django-redis ignores connection errors, not
-    errors in pickling the value."""
-    try:
-        cache.set(key, entry, ttl)
-    except Exception:
-        logger.warning("Could not cache %s", key, exc_info=True)
 
 
 def get_or_compute_once(key: str, stamp, compute: Callable[[], dict], ttl: int, wait=2.0):
@@ -155,7 +143,7 @@ def get_or_compute_once(key: str, stamp, compute: Callable[[], dict], ttl: int, 
     The others wait up to `wait` seconds for its result, then compute themselves. A Redis
     error on the lock (add() answers None when errors are ignored) means: just compute.
     """
-    parts = _parts_at(cache.get(key), stamp)
+    parts = _parts_at(safe_get(key), stamp)
     if parts is not None:
         return parts
     lock_key = f"{key}:computing:{hashlib.blake2b(str(stamp).encode(), digest_size=8).hexdigest()}"
@@ -164,7 +152,7 @@ def get_or_compute_once(key: str, stamp, compute: Callable[[], dict], ttl: int, 
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             time.sleep(0.05)
-            parts = _parts_at(cache.get(key), stamp)
+            parts = _parts_at(safe_get(key), stamp)
             if parts is not None:
                 return parts
     result = _compute_and_store(key, stamp, compute, ttl)
@@ -188,7 +176,7 @@ def invalidate_many_on_commit(pairs: Iterable[tuple[int, int]]) -> None:
     for user_id, course_id in pairs:
         keys.update({learner_key(course_id, user_id), analytics_key(course_id)})
     if keys:
-        transaction.on_commit(lambda: cache.delete_many(sorted(keys)))
+        transaction.on_commit(lambda: safe_delete_many(sorted(keys)))
 
 
 def invalidate_on_commit(*, user_id: int, course_id: int) -> None:

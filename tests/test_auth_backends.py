@@ -13,7 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from courseprogress import auth_backends
+from courseprogress import safe_cache
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit receivers run for real
 
@@ -120,7 +120,7 @@ def test_cache_errors_fall_back_to_the_tables(monkeypatch, learner, grant):
         raise ConnectionError("cache is down")
 
     for name in ("get", "set", "delete_many"):
-        monkeypatch.setattr(auth_backends.cache, name, broken)
+        monkeypatch.setattr(safe_cache.cache, name, broken)
     learner.user_permissions.add(grant)
     assert has_perm(learner) == (True, 2)
     learner.user_permissions.remove(grant)  # the invalidation fails quietly

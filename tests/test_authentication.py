@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from courseprogress import authentication
+from courseprogress import authentication, safe_cache
 from courseprogress.authentication import CachedTokenAuthentication, cache_key
 from tests.redis_tools import free_port, redis_cache_settings
 
@@ -153,9 +153,9 @@ def test_cache_errors_fall_back_to_the_database(monkeypatch, token):
     def broken(*args, **kwargs):
         raise ConnectionError("cache is down")
 
-    monkeypatch.setattr(authentication.cache, "get", broken)
-    monkeypatch.setattr(authentication.cache, "set", broken)
-    monkeypatch.setattr(authentication.cache, "delete_many", broken)
+    monkeypatch.setattr(safe_cache.cache, "get", broken)
+    monkeypatch.setattr(safe_cache.cache, "set", broken)
+    monkeypatch.setattr(safe_cache.cache, "delete_many", broken)
     assert token_queries(token.key) == (200, 1)
     assert token_queries(token.key) == (200, 1)
     token.delete()  # the invalidation fails quietly; the database says no
