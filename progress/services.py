@@ -237,14 +237,17 @@ def _sync_locked(enrollment: Enrollment, *, refresh: bool = True) -> None:
         enrollment, progress_stats(user_id=enrollment.user_id, course_id=enrollment.course_id)
     )
     changed = new_status != enrollment.status
-    fields = []
     if changed:
-        enrollment.status = new_status
-        fields.append("status")
-        if new_status == EnrollmentStatus.COMPLETED and enrollment.completed_at is None:
-            enrollment.completed_at = timezone.now()
-            fields.append("completed_at")
+        _enter_status(enrollment, new_status, timezone.now())
+    fields = ["status", "completed_at"] if changed else []
     _save_enrollment(enrollment, status_changed=changed, fields=fields, refresh=refresh)
+
+
+def _enter_status(enrollment: Enrollment, status: str, now) -> None:
+    """Set the status (in memory); entering COMPLETED dates the completion, once."""
+    enrollment.status = status
+    if status == EnrollmentStatus.COMPLETED and enrollment.completed_at is None:
+        enrollment.completed_at = now
 
 
 # --- enrollments ---------------------------------------------------------------------------
@@ -286,9 +289,7 @@ def _apply_move(enrollment: Enrollment, to_status: str, fields: tuple[str, ...] 
             progress_stats(user_id=enrollment.user_id, course_id=enrollment.course_id),
         )
         changed.append("enrolled_at")
-    enrollment.status = to_status
-    if to_status == EnrollmentStatus.COMPLETED and enrollment.completed_at is None:
-        enrollment.completed_at = now
+    _enter_status(enrollment, to_status, now)
     _save_enrollment(enrollment, status_changed=True, fields=changed)
 
 
