@@ -1,12 +1,65 @@
 """Enrollment and ContentProgress, stored in the guide's tables and columns (contract section 4)."""
 
+import json
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import JSONField, Q, Value
 from django.db.models.functions import Now
 from django.utils import timezone
+
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 32
+METADATA_ERRORS = {
+    "not_object": "A JSON object is required.",
+    "too_large": f"Metadata may be at most {MAX_METADATA_BYTES} bytes as JSON.",
+    "null_characters": "Null characters are not allowed.",
+    "surrogates": "Unpaired surrogate characters are not allowed.",
+    "too_deep": f"Metadata may nest at most {MAX_METADATA_DEPTH} levels.",
+}
+
+
+def metadata_problem(data) -> str | None:
+    """What makes a metadata value unstorable or unservable, as a METADATA_ERRORS code:
+    - not a JSON object, or one over MAX_METADATA_BYTES as JSON;
+    - a NUL character or an unpaired surrogate in a key or string: PostgreSQL's jsonb refuses
+      them and fails the whole statement;
+    - nesting deeper than MAX_METADATA_DEPTH: reading it back overflows Python's recursion
+      limit, on every read of the learner and of the course.
+    The API's serializers and the admin's forms (through validate_metadata) apply it."""
+    if not isinstance(data, dict):
+        return "not_object"
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "null_characters"
+            try:
+                item.encode("utf-8")  # refuses exactly the surrogate code points
+            except UnicodeEncodeError:
+                return "surrogates"
+        elif isinstance(item, dict | list):
+            if depth > MAX_METADATA_DEPTH:
+                return "too_deep"
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+            stack.extend(
+                (value, depth + 1) for value in (item.values() if isinstance(item, dict) else item)
+            )
+    try:
+        size = len(json.dumps(data, allow_nan=False).encode())
+    except ValueError:
+        return "not_object"
+    return "too_large" if size > MAX_METADATA_BYTES else None
+
+
+def validate_metadata(value) -> None:
+    problem = metadata_problem(value)
+    if problem:
+        raise ValidationError(METADATA_ERRORS[problem], code=problem)
 
 
 class EnrollmentStatus(models.TextChoices):
@@ -93,7 +146,11 @@ class Enrollment(models.Model):
         max_length=500, null=True, blank=True, db_column="certificateurl"
     )
     metadata = models.JSONField(
-        default=dict, db_default=Value({}, JSONField()), blank=True, db_column="metadata"
+        default=dict,
+        db_default=Value({}, JSONField()),
+        blank=True,
+        db_column="metadata",
+        validators=[validate_metadata],
     )
     created_at = models.DateTimeField(
         default=timezone.now, db_default=Now(), db_column="enrollment_created_at"
@@ -177,7 +234,11 @@ class ContentProgress(models.Model):
         db_column="progresspercent",
     )
     metadata = models.JSONField(
-        default=dict, db_default=Value({}, JSONField()), blank=True, db_column="metadata"
+        default=dict,
+        db_default=Value({}, JSONField()),
+        blank=True,
+        db_column="metadata",
+        validators=[validate_metadata],
     )
     created_at = models.DateTimeField(
         default=timezone.now, db_default=Now(), db_column="user_course_content_progress_created_at"

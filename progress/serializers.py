@@ -5,7 +5,6 @@ serialisation dominated the course page profile); the Serializer classes below t
 describe the same fields for the OpenAPI schema, and tests compare both.
 """
 
-import json
 import math
 import re
 from datetime import UTC, datetime
@@ -15,11 +14,16 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from progress.models import EnrollmentStatus, ProgressStatus
+from progress.models import (
+    MAX_METADATA_BYTES,
+    METADATA_ERRORS,
+    EnrollmentStatus,
+    ProgressStatus,
+    metadata_problem,
+)
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MAX_ID = 2**31 - 1
-MAX_METADATA_BYTES = 16 * 1024
 
 # --- output -------------------------------------------------------------------------------
 
@@ -184,34 +188,6 @@ class PercentField(serializers.DecimalField):
         return super().to_internal_value(repr(data) if isinstance(data, float) else data)
 
 
-MAX_METADATA_DEPTH = 32
-
-
-def _metadata_problem(data) -> str | None:
-    """What makes a metadata object unstorable or unservable, if anything:
-    - a NUL character or an unpaired surrogate in a key or string: PostgreSQL's jsonb refuses
-      them and fails the whole statement;
-    - nesting deeper than MAX_METADATA_DEPTH: reading it back (pickling it for the cache)
-      overflows Python's recursion limit, on every read of the learner and of the course."""
-    stack = [(data, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return "null_characters"
-            if any("\ud800" <= char <= "\udfff" for char in item):
-                return "surrogates"
-        elif isinstance(item, dict | list):
-            if depth > MAX_METADATA_DEPTH:
-                return "too_deep"
-            if isinstance(item, dict):
-                stack.extend((key, depth) for key in item)
-            stack.extend(
-                (value, depth + 1) for value in (item.values() if isinstance(item, dict) else item)
-            )
-    return None
-
-
 @extend_schema_field(
     {
         "type": "object",
@@ -220,26 +196,14 @@ def _metadata_problem(data) -> str | None:
     }
 )
 class MetadataField(serializers.JSONField):
-    default_error_messages = {
-        "not_object": "A JSON object is required.",
-        "too_large": f"Metadata may be at most {MAX_METADATA_BYTES} bytes as JSON.",
-        "null_characters": "Null characters are not allowed.",
-        "surrogates": "Unpaired surrogate characters are not allowed.",
-        "too_deep": f"Metadata may nest at most {MAX_METADATA_DEPTH} levels.",
-    }
+    """The models' metadata rule (progress.models.metadata_problem), with its messages."""
+
+    default_error_messages = METADATA_ERRORS
 
     def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            self.fail("not_object")
-        problem = _metadata_problem(data)
+        problem = metadata_problem(data)
         if problem:
             self.fail(problem)
-        try:
-            size = len(json.dumps(data, allow_nan=False).encode())
-        except ValueError:
-            self.fail("not_object")
-        if size > MAX_METADATA_BYTES:
-            self.fail("too_large")
         return data
 
 

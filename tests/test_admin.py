@@ -518,6 +518,37 @@ def test_progress_form_change_sets_the_row_exactly(as_superuser, world):
     assert (row.status, row.percent, row.duration) == ("NOT_STARTED", 5, 10)
 
 
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ('{"note": "a\\u0000b"}', "Null characters are not allowed."),
+        ("[1, 2]", "A JSON object is required."),
+        ('{"a": ' * 40 + "1" + "}" * 40, "Metadata may nest at most 32 levels."),
+    ],
+)
+def test_forms_refuse_metadata_the_api_refuses(as_superuser, world, metadata, message):
+    """The models' metadata rule: a form error, not a 500 from the database, nothing stored."""
+    response = as_superuser.post(
+        f"{PROGRESS}add/",
+        progress_form(
+            user=world.carol.pk,
+            course=world.course.pk,
+            content=world.contents[1].pk,
+            metadata=metadata,
+        ),
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["metadata"] == [message]
+    assert not ContentProgress.objects.filter(user=world.carol).exists()
+    carol = world.enrollment["carol"]
+    response = as_superuser.post(
+        f"{ENROLLMENTS}{carol.pk}/change/", enrollment_form(carol, metadata=metadata)
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["metadata"] == [message]
+    assert Enrollment.objects.get(pk=carol.pk).metadata == carol.metadata
+
+
 def test_progress_form_for_a_learner_not_enrolled_is_an_error_message(
     as_superuser, world, make_user
 ):
