@@ -45,28 +45,20 @@ from progress.serializers import (
 User = get_user_model()
 
 
-def ensure_course(course_id: int | None) -> None:
-    """404 for a course id given that does not exist (None: nothing usable to look up)."""
-    if course_id is not None and not Course.objects.filter(pk=course_id).exists():
+def ensure_course_and_user(*, course_id: int | None = None, user_id: int | None = None) -> None:
+    """404 for a course, then a user, given that does not exist, in one query (None: nothing
+    usable to look up)."""
+    if course_id is None:
+        if user_id is not None and not User.objects.filter(pk=user_id).exists():
+            raise Http404("User not found.")
+        return
+    course = Course.objects.filter(pk=course_id)
+    if user_id is not None:
+        course = course.annotate(user_exists=Exists(User.objects.filter(pk=user_id)))
+    found = course.values_list("user_exists" if user_id is not None else "pk", flat=True).first()
+    if found is None:
         raise Http404("Course not found.")
-
-
-def ensure_user(user_id: int | None) -> None:
-    if user_id is not None and not User.objects.filter(pk=user_id).exists():
-        raise Http404("User not found.")
-
-
-def ensure_course_and_user(*, course_id: int, user_id: int) -> None:
-    """404 for a course or a user that does not exist, in one query."""
-    user_exists = (
-        Course.objects.filter(pk=course_id)
-        .annotate(user_exists=Exists(User.objects.filter(pk=user_id)))
-        .values_list("user_exists", flat=True)
-        .first()
-    )
-    if user_exists is None:
-        raise Http404("Course not found.")
-    if not user_exists:
+    if not found:
         raise Http404("User not found.")
 
 

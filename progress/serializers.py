@@ -139,18 +139,24 @@ def format_activity(row) -> dict:
 # --- input --------------------------------------------------------------------------------
 
 
+def json_int(value) -> int | None:
+    """`value` as an int if it is a JSON integer, else None: no strings, no booleans, no
+    fractions (1.0 is the integer 1, as in JSON Schema; 1.5, NaN and Infinity are not)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer: no strings, no booleans, no fractions (1.0 is the integer 1, as in JSON
-    Schema; 1.5, NaN and Infinity are not)."""
+    """A JSON integer (json_int)."""
 
     default_error_messages = {"invalid": "A whole number is required."}
 
     def to_internal_value(self, data):
-        if isinstance(data, float) and data.is_integer():
-            data = int(data)
-        if isinstance(data, bool) or not isinstance(data, int):
+        number = json_int(data)
+        if number is None:
             self.fail("invalid")
-        return super().to_internal_value(data)
+        return super().to_internal_value(number)
 
 
 class IdField(StrictIntegerField):

@@ -35,14 +35,8 @@ from progress.serializers import (
     ProgressUpdateIn,
     format_enrollment,
     format_progress,
+    json_int,
 )
-
-
-def given_int(value) -> int | None:
-    """An id exactly as the client sent it, if it is a JSON integer (for authorising early)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def body_object(request) -> dict:
@@ -173,9 +167,10 @@ class ProgressUpdateView(APIView):
         if not privileged and data.get("progressStatus") == ProgressStatus.LOCKED:
             raise PermissionDenied()
         # 404, on the ids as given.
-        selectors.ensure_course(given_int(data.get("courseId")))
-        if user_id != actor.pk:
-            selectors.ensure_user(given_int(user_id))
+        selectors.ensure_course_and_user(
+            course_id=json_int(data.get("courseId")),
+            user_id=json_int(user_id) if user_id != actor.pk else None,
+        )
         # 400
         serializer = ProgressUpdateIn(data=data)
         serializer.is_valid(raise_exception=True)
@@ -213,8 +208,8 @@ class BulkProgressView(APIView):
     def post(self, request):
         data = body_object(request)
         actor = request.user
-        course_id = given_int(data.get("courseId"))
-        own_only = data.get("userIds") == [actor.pk] and given_int(actor.pk) is not None
+        course_id = json_int(data.get("courseId"))
+        own_only = data.get("userIds") == [actor.pk] and json_int(actor.pk) is not None
         if not (own_only or can_manage_course(actor, course_id)):
             raise PermissionDenied()
         contents = selectors.content_count(course_id) if course_id is not None else None
@@ -248,15 +243,15 @@ class EnrollmentsView(APIView):
     def post(self, request):
         data = body_object(request)
         actor = request.user
-        course_id = given_int(data.get("courseId"))
+        course_id = json_int(data.get("courseId"))
         user_id = data.get("userId", actor.pk)
         if user_id != actor.pk and not (
             can_manage_course(actor, course_id) or may_act_for_anyone(actor)
         ):
             raise PermissionDenied()
-        selectors.ensure_course(course_id)
-        if user_id != actor.pk:
-            selectors.ensure_user(given_int(user_id))
+        selectors.ensure_course_and_user(
+            course_id=course_id, user_id=json_int(user_id) if user_id != actor.pk else None
+        )
         serializer = EnrollIn(data=data)
         serializer.is_valid(raise_exception=True)
         enrollment, created = services.enrol(
