@@ -57,7 +57,8 @@ class CourseScopedMixin:
     course_lookup = "course_id"
 
     def course_id_of(self, obj) -> int:
-        return obj.course_id
+        """The course of obj (inlines are asked about their parent course)."""
+        return obj.pk if isinstance(obj, Course) else obj.course_id
 
     def get_field_queryset(self, db, db_field, request):
         if db_field.related_model is Course:  # choices, and what a submitted id may be
@@ -85,11 +86,7 @@ class CourseScopedMixin:
         return super().has_module_permission(request) or self.can_view_by_role(request)
 
     def has_view_permission(self, request, obj=None):
-        return (
-            super().has_view_permission(request, obj)
-            or self.can_view_by_role(request, obj)
-            or self.has_change_permission(request, obj)
-        )
+        return super().has_view_permission(request, obj) or self.can_view_by_role(request, obj)
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) or self.can_change_by_role(request, obj)
@@ -100,18 +97,12 @@ class CourseContentInline(CourseScopedMixin, admin.TabularInline):
     fields = ["position", "title"]
     extra = 0
 
-    def course_id_of(self, obj):  # inlines are asked about the parent course
-        return obj.pk
-
 
 class CourseStaffInline(CourseScopedMixin, admin.TabularInline):
     model = CourseStaff
     fields = ["user", "role"]
     raw_id_fields = ["user"]
     extra = 0
-
-    def course_id_of(self, obj):
-        return obj.pk
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
@@ -132,19 +123,18 @@ class CourseAdmin(CourseScopedMixin, admin.ModelAdmin):
     list_filter = [("created_at", admin.DateFieldListFilter)]
     inlines = [CourseContentInline, CourseStaffInline]
 
-    def course_id_of(self, obj):
-        return obj.pk
-
     def get_queryset(self, request):
+        """The list's counts only on the list page: the course autocomplete of the enrollment
+        and progress forms uses this queryset too, a keystroke at a time."""
         from progress.models import Enrollment
 
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                content_items=_count(CourseContent, course_id=OuterRef("pk")),
-                enrollment_count=_count(Enrollment, course_id=OuterRef("pk")),
-            )
+        queryset = super().get_queryset(request)
+        match = getattr(request, "resolver_match", None)
+        if match is None or not match.url_name.endswith("_changelist"):
+            return queryset
+        return queryset.annotate(
+            content_items=_count(CourseContent, course_id=OuterRef("pk")),
+            enrollment_count=_count(Enrollment, course_id=OuterRef("pk")),
         )
 
     @admin.display(description="content items", ordering="content_items")

@@ -732,3 +732,21 @@ def test_unfiltered_progress_list_reads_the_planner_estimate_instead_of_counting
     # A filtered list counts exactly (it is what the user asked about).
     filtered = as_superuser.get(PROGRESS, {"status__exact": "COMPLETED"})
     assert filtered.context["cl"].result_count == 3
+
+
+def test_course_autocomplete_counts_nothing(as_superuser, world):
+    """The course picker of the enrollment form asks a keystroke at a time: it lists courses
+    without the course list's per-row counts of enrollments and content items."""
+    with CaptureQueriesContext(connection) as captured:
+        response = as_superuser.get(
+            "/admin/autocomplete/",
+            {"app_label": "progress", "model_name": "enrollment", "field_name": "course"},
+        )
+    assert response.status_code == 200
+    assert {item["id"] for item in response.json()["results"]} == {
+        str(world.course.pk),
+        str(world.other_course.pk),
+    }
+    sql = " ".join(query["sql"] for query in captured.captured_queries)
+    assert "enrollments" not in sql
+    assert "courseprogress_coursecontent" not in sql
