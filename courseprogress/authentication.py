@@ -25,6 +25,7 @@ authentication backend caches them per user, with its own invalidation
 Redis errors never fail a request: any cache error means a database lookup.
 """
 
+import functools
 import hashlib
 import logging
 
@@ -51,7 +52,15 @@ def cache_ttl() -> int:
 
 def cache_key(token_key: str) -> str:
     digest = hashlib.sha256(token_key.encode()).hexdigest()
-    return f"authtoken:v1:{digest}"
+    return f"authtoken:{_layout()}:{digest}"
+
+
+@functools.cache
+def _layout() -> str:
+    """The user model's fields, as a short hash: an entry cached by a process with other fields
+    (a deploy that changes the user model) is never read as this one's."""
+    names = ",".join(field.attname for field in get_user_model()._meta.concrete_fields)
+    return hashlib.blake2b(names.encode(), digest_size=4).hexdigest()
 
 
 def _user_fields(user) -> dict:
@@ -89,7 +98,7 @@ class CachedTokenAuthentication(TokenAuthentication):
         if entry is not None:
             try:
                 user, token = _rebuild(key, entry)
-            except Exception:  # an entry from another version of the user model: ignore it
+            except Exception:  # an entry this code cannot read (a bug): the database answers
                 logger.warning("Ignoring an unreadable cached token entry", exc_info=True)
             else:
                 if not user.is_active:
