@@ -9,6 +9,10 @@ class Course(models.Model):
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Moved by database triggers (progress/migrations/0003_freshness_triggers.py) whenever a
+    # course-wide read can change in a way the enrollments' versions do not show: content
+    # added, moved or removed, an enrollment deleted or moved, a row without an enrollment.
+    cache_version = models.BigIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         ordering = ["title", "id"]

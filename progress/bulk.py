@@ -2,8 +2,8 @@
 
 bulk_create, COPY and QuerySet.update() send no signals, so sync_enrollment_status never sees
 their rows. These apply the same rule as services.automatic_status / services.progress_stats to
-many enrollments in a few statements (tests/test_commands.py checks that they agree), and bump
-cache_version for whatever a bulk write touched, so cached reads see it (progress/cache.py).
+many enrollments in a few statements (tests/test_commands.py checks that they agree). The cache
+stamps of whatever they write are moved by the database's triggers (progress/cache.py).
 """
 
 from collections import defaultdict
@@ -161,8 +161,8 @@ def _without_jit() -> None:
 def apply_enrollment_status_drift(enrollment_ids: Iterable[int]) -> list[dict]:
     """Lock these enrollments, recompute their drift under the lock, fix it in a few UPDATEs.
 
-    Returns what changed (DRIFT_VALUES dicts). A moved status moves enrollment_updated_at; every
-    changed enrollment's cache_version is bumped, and its cached reads dropped after commit.
+    Returns what changed (DRIFT_VALUES dicts). A moved status moves enrollment_updated_at; the
+    changed enrollments' cached reads are dropped after commit.
     """
     ids = list(enrollment_ids)
     if not ids:
@@ -181,7 +181,7 @@ def apply_enrollment_status_drift(enrollment_ids: Iterable[int]) -> list[dict]:
             groups[(change["target_status"], moving)].append(change["id"])
         now = timezone.now()
         for (target, moving), group in groups.items():
-            values = {"status": target, "cache_version": F("cache_version") + 1}
+            values = {"status": target}
             if target in _HAS_COMPLETION:
                 values["completed_at"] = Coalesce(F("completed_at"), completion_date_expression())
             if moving:
@@ -189,13 +189,3 @@ def apply_enrollment_status_drift(enrollment_ids: Iterable[int]) -> list[dict]:
             Enrollment.objects.filter(pk__in=group).update(**values)
         cache.invalidate_many_on_commit((c["user_id"], c["course_id"]) for c in changes)
     return changes
-
-
-def touch_enrollments(*, course_id: int, user_ids: Iterable[int]) -> int:
-    """After a bulk write to these learners' rows in a course: bump their cache versions."""
-    user_ids = list(user_ids)
-    touched = Enrollment.objects.filter(course_id=course_id, user_id__in=user_ids).update(
-        cache_version=F("cache_version") + 1
-    )
-    cache.invalidate_many_on_commit((user_id, course_id) for user_id in user_ids)
-    return touched

@@ -1,14 +1,15 @@
 """Cached reads that are never stale and never leak (contract 3.9).
 
-Every cached entry is checked against a stamp read from PostgreSQL in the same request:
-- one learner in a course: the enrollment's `cache_version`, bumped in the same transaction as
-  every write that changes what that learner's reads show;
-- a whole course: (course.updated_at, number of enrollments, sum of their cache versions), which
-  moves with every enrollment or progress write in the course, every enrollment deletion and
-  every change to the course's content.
-An invalidation that never reached Redis therefore cannot bring an old entry back: the entry's
-stamp no longer matches the database. After commit the superseded entries are also deleted, to
-free memory and keep Redis small; that delete is best effort by design.
+Every cached entry is checked against a stamp read from the database in the same request:
+- one learner in a course: (enrollment id, enrollment cache_version);
+- a whole course: (course cache_version, number of enrollments, sum of their cache versions).
+The database moves these itself, by triggers, in the transaction of every write — whoever
+writes: the API, the admin, commands, `QuerySet.update()`, `bulk_create()`, plain SQL (see
+progress/migrations/0003_freshness_triggers.py for what moves which stamp, and why a stamp
+never comes back). An invalidation that never reached Redis therefore cannot bring an old entry
+back: the entry's stamp no longer matches the database. After commit the services also delete
+the superseded entries, to free memory and keep Redis small; that delete is best effort and
+freshness does not depend on it.
 
 Callers authorise first; these functions only ever see requests already allowed to read.
 Redis errors are ignored by django-redis (short socket timeouts, logged), so a read falls back
@@ -30,7 +31,7 @@ from courseprogress.safe_cache import safe_delete_many, safe_get, safe_set
 
 # The layout of the entries (see "entries" below). A new layout takes a new version, so that
 # while old and new workers run side by side (a rolling deploy) neither reads the other's.
-LAYOUT = "v2"
+LAYOUT = "v3"
 
 
 def learner_key(course_id: int, user_id: int) -> str:
@@ -54,15 +55,15 @@ def params_digest(params: dict) -> str:
     return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
 
 
-def learner_version(*, course_id: int, user_id: int) -> int | None:
-    """The enrollment's cache version; None when not enrolled (such reads are not cached).
+def learner_version(*, course_id: int, user_id: int) -> str | None:
+    """The learner's stamp; None when not enrolled (such reads are not cached).
 
     Read on every cached request, so it is one plain statement: through the ORM, building the
     query cost several times more than running it (bench/RESULTS.md)."""
     with connection.cursor() as cursor:
         cursor.execute(_stamp_sql()["learner"], [user_id, course_id])
         row = cursor.fetchone()
-    return row[0] if row else None
+    return f"{row[0]}.{row[1]}" if row else None
 
 
 def course_stamp(course_id: int) -> str | None:
@@ -72,8 +73,8 @@ def course_stamp(course_id: int) -> str | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    updated_at, enrollments, versions = row
-    return f"{updated_at}:{enrollments}:{versions}"
+    course_version, enrollments, versions = row
+    return f"{course_version}:{enrollments}:{versions}"
 
 
 @functools.cache
@@ -90,16 +91,17 @@ def _stamp_sql() -> dict[str, str]:
     enrollments, courses = qn(Enrollment._meta.db_table), qn(Course._meta.db_table)
     return {
         "learner": (
-            f"SELECT {column(Enrollment, 'cache_version')} FROM {enrollments}"
+            f"SELECT {column(Enrollment, 'id')}, {column(Enrollment, 'cache_version')}"
+            f" FROM {enrollments}"
             f" WHERE {column(Enrollment, 'user')} = %s AND {column(Enrollment, 'course')} = %s"
         ),
         "course": (
-            f"SELECT c.{column(Course, 'updated_at')}, COUNT(e.{column(Enrollment, 'id')}),"
+            f"SELECT c.{column(Course, 'cache_version')}, COUNT(e.{column(Enrollment, 'id')}),"
             f" COALESCE(SUM(e.{column(Enrollment, 'cache_version')}), 0)"
             f" FROM {courses} c LEFT JOIN {enrollments} e"
             f" ON e.{column(Enrollment, 'course')} = c.{column(Course, 'id')}"
             f" WHERE c.{column(Course, 'id')} = %s"
-            f" GROUP BY c.{column(Course, 'id')}, c.{column(Course, 'updated_at')}"
+            f" GROUP BY c.{column(Course, 'id')}, c.{column(Course, 'cache_version')}"
         ),
     }
 

@@ -158,8 +158,10 @@ class Enrollment(models.Model):
     updated_at = models.DateTimeField(
         auto_now=True, db_default=Now(), db_column="enrollment_updated_at"
     )
-    # Bumped in the same transaction as every write that changes what this learner's cached
-    # reads show; cache keys carry it, so a lost Redis invalidation can never serve old data.
+    # Owned by the database: triggers (migration 0003_freshness_triggers) raise it by one on
+    # every update of the row and on every write to the learner's progress rows in the course,
+    # whoever writes, and whatever value the writer sent. With the enrollment id it stamps the
+    # learner's cached reads (progress/cache.py).
     cache_version = models.BigIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:

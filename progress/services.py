@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, FilteredRelation, Q
+from django.db.models import Count, Exists, FilteredRelation, Q
 from django.utils import timezone
 
 from courseprogress.exceptions import Conflict
@@ -54,24 +54,17 @@ def _lock_enrollment(*, user_id: int, course_id: int) -> Enrollment | None:
     )
 
 
-def _save_enrollment(
-    enrollment: Enrollment, *, status_changed: bool, fields: list[str], refresh: bool = True
-) -> None:
-    """Save the given fields and bump the cache version; updated_at moves only with the status.
+def _save_enrollment(enrollment: Enrollment, *, status_changed: bool, fields: list[str]) -> None:
+    """Save the given fields; updated_at moves only with the status.
 
-    `refresh` reads the new cache_version and updated_at back into `enrollment`, for callers
-    that show it; a progress write, which returns the progress row, skips that query."""
-    enrollment.cache_version = F("cache_version") + 1
-    update_fields = [*fields, "cache_version"]
+    The database moves the cache stamps (progress/cache.py); after commit the superseded
+    entries are dropped too, to keep Redis small."""
     if status_changed:
-        update_fields.append("updated_at")  # auto_now sets it
-        enrollment.save(update_fields=update_fields)
-    else:
+        enrollment.save(update_fields=[*fields, "updated_at"])  # auto_now sets updated_at
+    elif fields:
         Enrollment.objects.filter(pk=enrollment.pk).update(
-            **{name: getattr(enrollment, name) for name in update_fields}
+            **{name: getattr(enrollment, name) for name in fields}
         )
-    if refresh:
-        enrollment.refresh_from_db(fields=["cache_version", "updated_at"])
     cache.invalidate_on_commit(user_id=enrollment.user_id, course_id=enrollment.course_id)
 
 
@@ -133,7 +126,7 @@ def record_progress(
             with enrollment_sync_deferred():
                 row.save()
             if not deferred:
-                _sync_locked(enrollment, refresh=False)
+                _sync_locked(enrollment)
     return row
 
 
@@ -231,7 +224,7 @@ def sync_enrollment_status(*, user_id: int, course_id: int) -> Enrollment | None
         return enrollment
 
 
-def _sync_locked(enrollment: Enrollment, *, refresh: bool = True) -> None:
+def _sync_locked(enrollment: Enrollment) -> None:
     """sync_enrollment_status for an enrollment this transaction has already locked."""
     new_status = automatic_status(
         enrollment, progress_stats(user_id=enrollment.user_id, course_id=enrollment.course_id)
@@ -240,7 +233,7 @@ def _sync_locked(enrollment: Enrollment, *, refresh: bool = True) -> None:
     if changed:
         _enter_status(enrollment, new_status, timezone.now())
     fields = ["status", "completed_at"] if changed else []
-    _save_enrollment(enrollment, status_changed=changed, fields=fields, refresh=refresh)
+    _save_enrollment(enrollment, status_changed=changed, fields=fields)
 
 
 def _enter_status(enrollment: Enrollment, status: str, now) -> None:

@@ -1,14 +1,13 @@
 """Thin receivers. Any ContentProgress save or delete, from any path (API, admin, shell), syncs
-the learner's enrollment through the same service function; course content changes move the
-course's cache stamp. Bulk paths send no signals: they call the services themselves, or the
-backfill_enrollment_status command repairs afterwards.
+the learner's enrollment through the same service function. Bulk paths send no signals: they
+call the services themselves, or the backfill_enrollment_status command repairs afterwards.
+(Cache stamps need no receiver: the database's triggers move them for every writer.)
 """
 
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.db.models.signals import post_delete, post_save
-from django.utils import timezone
 
 _sync_deferred = ContextVar("enrollment_sync_deferred", default=False)
 
@@ -40,21 +39,8 @@ def progress_changed(sender, instance, raw=False, **kwargs):
     sync_enrollment_status(user_id=instance.user_id, course_id=instance.course_id)
 
 
-def course_changed(sender, instance, raw=False, **kwargs):
-    """Content added, removed or reordered, or an enrollment deleted: course reads change."""
-    if raw:
-        return
-    from courseprogress.models import Course
-
-    Course.objects.filter(pk=instance.course_id).update(updated_at=timezone.now())
-
-
 def connect():
-    from courseprogress.models import CourseContent
-    from progress.models import ContentProgress, Enrollment
+    from progress.models import ContentProgress
 
     post_save.connect(progress_changed, sender=ContentProgress, dispatch_uid="progress-saved")
     post_delete.connect(progress_changed, sender=ContentProgress, dispatch_uid="progress-deleted")
-    post_save.connect(course_changed, sender=CourseContent, dispatch_uid="content-saved")
-    post_delete.connect(course_changed, sender=CourseContent, dispatch_uid="content-deleted")
-    post_delete.connect(course_changed, sender=Enrollment, dispatch_uid="enrollment-deleted")

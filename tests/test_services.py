@@ -45,7 +45,9 @@ def test_record_progress_leaves_a_deferred_sync_to_the_bulk_writer(
                 user_id=learner.pk, course_id=course.pk, content_id=content.pk, status="COMPLETED"
             )
     after = Enrollment.objects.get(pk=enrolled.pk)
-    assert (after.status, after.cache_version) == ("ENROLLED", before.cache_version)
+    # Only the database's stamp moved (one bump a row); the status sync waits for the writer.
+    assert (after.status, after.updated_at) == ("ENROLLED", before.updated_at)
+    assert after.cache_version == before.cache_version + len(contents)
     assert ContentProgress.objects.filter(user=learner, course=course).count() == len(contents)
     services.record_progress(  # outside the block, the sync runs again
         user_id=learner.pk,
@@ -56,7 +58,8 @@ def test_record_progress_leaves_a_deferred_sync_to_the_bulk_writer(
         duration=5,
     )
     synced = Enrollment.objects.get(pk=enrolled.pk)
-    assert (synced.status, synced.cache_version) == ("COMPLETED", before.cache_version + 1)
+    assert synced.status == "COMPLETED"
+    assert synced.cache_version > after.cache_version
 
 
 def test_a_deleted_row_bumps_the_cache_version(learner, course, contents, enrolled):

@@ -19,7 +19,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Permission
 from django.db import connection, transaction
-from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from courseprogress.models import Course, CourseContent, CourseStaff
@@ -244,8 +243,6 @@ class BenchSeeder:
                         for p in missing
                     ]
                 )
-                # bulk_create sends no post_save: move the course's cache stamp as the signal would.
-                Course.objects.filter(pk=course.pk).update(updated_at=timezone.now())
             positions = dict(
                 CourseContent.objects.filter(course=course).values_list("position", "pk")
             )
@@ -276,8 +273,8 @@ class BenchSeeder:
     # --- progress rows ----------------------------------------------------------------------
 
     def _rows(self, course, i: int, learner_ids, content_ids, fresh: bool) -> None:
-        """Every learner's row on every item, in batches of whole learners, one transaction
-        each; the batch's enrollments get their cache version bumped in the same transaction."""
+        """Every learner's row on every item, in batches of whole learners (one COPY each; the
+        database's triggers move the batch's cache stamps)."""
         per_batch = max(1, self.batch_size // max(1, len(content_ids)))
         learners = list(enumerate(learner_ids))
         for chunk in batched(learners, per_batch):
@@ -296,11 +293,7 @@ class BenchSeeder:
                 if (row[0], row[2]) not in have
             ]
             if rows:
-                with transaction.atomic():
-                    self._insert(rows)
-                    bulk.touch_enrollments(
-                        course_id=course.pk, user_ids=sorted({row[0] for row in rows})
-                    )
+                self._insert(rows)
             considered = len(chunk) * len(content_ids)
             self._count("progress rows", considered, len(rows))
             self.progress.advance(considered)

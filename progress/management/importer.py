@@ -32,7 +32,7 @@ from rest_framework.exceptions import ValidationError
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import Course, CourseContent
-from progress import bulk, services, signals
+from progress import bulk, cache, services, signals
 from progress.management.base import Summary, parse_moment
 from progress.management.progress_files import CREATED, UPDATED, Record
 from progress.models import ACTIVE_ENROLLMENT_STATUSES, ContentProgress, Enrollment
@@ -228,9 +228,7 @@ class Importer:
             outcomes[row.index] = CHANGED
         # The enrollment sync each write would have run, once for the batch, set-based.
         written = {row.key[:2] for row in valid if outcomes[row.index] == CHANGED}
-        for course_id in {course_id for _, course_id in written}:
-            users = sorted(user_id for user_id, c in written if c == course_id)
-            bulk.touch_enrollments(course_id=course_id, user_ids=users)
+        cache.invalidate_many_on_commit(written)
         bulk.apply_enrollment_status_drift(sorted(lookups.enrollment_ids[pair] for pair in written))
         return outcomes
 
