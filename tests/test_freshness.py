@@ -199,6 +199,14 @@ def admin_enrollment_save(w):
     assert response.status_code == 302, response.content
 
 
+def admin_enrollment_add(w):
+    newcomer = w.make_user("newcomer")
+    response = admin_client(w.make_user).post(
+        f"{ENROLLMENTS}add/", {"user": newcomer.pk, "course": w.course.pk}
+    )
+    assert response.status_code == 302, response.content
+
+
 def admin_enrollment_delete(w):
     response = admin_client(w.make_user).post(
         f"{ENROLLMENTS}{enrollment_of(w).pk}/delete/", {"post": "yes"}
@@ -287,6 +295,22 @@ def admin_progress_save(w):
     response = admin_client(w.make_user).post(
         f"{PROGRESS}{row.pk}/change/",
         {"status": "IN_PROGRESS", "percent": "60", "duration": "25", "metadata": "{}"},
+    )
+    assert response.status_code == 302, response.content
+
+
+def admin_progress_add(w):
+    response = admin_client(w.make_user).post(
+        f"{PROGRESS}add/",
+        {
+            "user": w.learner.pk,
+            "course": w.course.pk,
+            "content": w.contents[2].pk,
+            "status": "IN_PROGRESS",
+            "percent": "15",
+            "duration": "3",
+            "metadata": "{}",
+        },
     )
     assert response.status_code == 302, response.content
 
@@ -429,6 +453,7 @@ WRITERS = [
     (api_enrol_a_newcomer, COURSE_READS),
     (delete_and_re_enrol, ALL),
     (admin_enrollment_save, ENROLLMENT_READS),
+    (admin_enrollment_add, COURSE_READS),
     (admin_enrollment_delete, ENROLLMENT_READS),
     (admin_action("complete"), ENROLLMENT_READS),
     (certify, {LEARNER, PAGE}),  # COMPLETED and CERTIFIED both count as completed
@@ -439,6 +464,7 @@ WRITERS = [
     (admin_content_move, COURSE_READS),
     (admin_orphan_row_delete, {ANALYTICS}),
     (admin_progress_save, ALL),
+    (admin_progress_add, ALL),
     (admin_progress_delete, ALL),
     (command_backfill, ENROLLMENT_READS),
     (command_import, ALL),
