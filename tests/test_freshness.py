@@ -133,7 +133,11 @@ def run_sql(sql: str, params=()) -> None:
 def api_update(w):
     response = w.client_for(w.learner).post(
         "/user-progress/update",
-        {"courseId": w.course.pk, "courseContentId": w.contents[2].pk, "progressStatus": "COMPLETED"},
+        {
+            "courseId": w.course.pk,
+            "courseContentId": w.contents[2].pk,
+            "progressStatus": "COMPLETED",
+        },
         format="json",
     )
     assert response.status_code == 200
