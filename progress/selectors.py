@@ -271,7 +271,7 @@ def bulk_progress(*, course_id: int, user_ids: list[int], contents: int) -> list
     }
     return [
         entries.get(user_id)
-        or {"userId": user_id, "progress": 0, "enrollments": None, "activityLogs": []}
+        or {"userId": user_id, "progress": 0.0, "enrollments": None, "activityLogs": []}
         for user_id in user_ids
     ]
 

@@ -8,6 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from courseprogress.exceptions import AccessDenied
 from courseprogress.permissions import (
     CanViewLearnerProgress,
     IsCourseStaffOrAdmin,
@@ -163,9 +164,11 @@ class ProgressUpdateView(APIView):
         user_id = data.get("userId", actor.pk)
         # 403: naming another learner, or locking, is for system users and admins only.
         if not privileged and user_id != actor.pk:
-            raise PermissionDenied()
+            raise AccessDenied("userId", "Only system users and admins post progress for others.")
         if not privileged and data.get("progressStatus") == ProgressStatus.LOCKED:
-            raise PermissionDenied()
+            raise AccessDenied(
+                "progressStatus", "Only system users and admins set or clear LOCKED."
+            )
         # 404, on the ids as given.
         selectors.ensure_course_and_user(
             course_id=json_int(data.get("courseId")),
@@ -223,6 +226,13 @@ class BulkProgressView(APIView):
         )
 
 
+ENROL_MESSAGES = {
+    "created": "Enrolled successfully",
+    "reenrolled": "Re-enrolled successfully",
+    "existing": "Enrollment retrieved successfully",
+}
+
+
 class EnrollmentsView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -254,16 +264,14 @@ class EnrollmentsView(APIView):
         )
         serializer = EnrollIn(data=data)
         serializer.is_valid(raise_exception=True)
-        enrollment, created = services.enrol(
+        enrollment, outcome = services.enrol_with_outcome(
             user_id=serializer.validated_data.get("userId", actor.pk),
             course_id=serializer.validated_data["courseId"],
         )
-        self.success_message = (
-            "Enrolled successfully" if created else "Enrollment retrieved successfully"
-        )
+        self.success_message = ENROL_MESSAGES[outcome]
         return Response(
             format_enrollment(vars(enrollment)),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            status=status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK,
         )
 
 
