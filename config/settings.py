@@ -56,7 +56,8 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off (`make run` and `make test` set one)."
+            "SECRET_KEY must be set when DEBUG is off: export SECRET_KEY=..., or run `make run` "
+            "once (it keeps a key in .secret_key, which manage.py reads)."
         )
     SECRET_KEY = "insecure-development-only-key"
 
@@ -81,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz answers whatever the Host header and scheme (see the class).
+    "courseprogress.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "courseprogress.middleware.ApiMiddleware",
