@@ -146,7 +146,8 @@ def test_seed_demo_prints_one_password_for_scripts(db):
         run("--password-of", "root")
 
 
-def test_seed_demo_reset_brings_the_demo_back_as_new(db, django_user_model, monkeypatch):
+@pytest.mark.django_db(transaction=True)  # flush truncates: not inside the test's transaction
+def test_seed_demo_reset_brings_the_demo_back_as_new(django_user_model, monkeypatch):
     run()
     extra = Course.objects.create(title="Made while trying things")
     django_user_model.objects.create_user("someone")
@@ -165,3 +166,6 @@ def test_seed_demo_reset_brings_the_demo_back_as_new(db, django_user_model, monk
     assert Enrollment.objects.get(user__username="demo_active").status == "IN_PROGRESS"
     assert "Demo set loaded" in out
     assert Course.objects.get().title == "Demo: Introduction to Python"
+    # ids start from 1 again, so the README's examples fit a reset demo too
+    assert Course.objects.get().pk == 1
+    assert User.objects.get(username="demo_active").pk == 6
