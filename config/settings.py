@@ -274,7 +274,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Path ids are digits only (courseprogress.converters.IdConverter).
     "PATH_CONVERTER_OVERRIDES": {
-        "id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
+        "id": {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
     },
     "ENUM_NAME_OVERRIDES": {
         "EnrollmentStatusEnum": "progress.models.EnrollmentStatus",

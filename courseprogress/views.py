@@ -35,8 +35,16 @@ class TokenView(APIView):
 
     @extend_schema(
         operation_id="auth_token",
+        summary="Get an API token",
+        description=(
+            "A username and password for the user's API token (the same token on every call). "
+            "Send it as `Authorization: Token <token>` (in Swagger UI: Authorize, then paste "
+            "`Token <token>` into apiToken).\n\n**Who:** anyone with an account; limited per "
+            "client address (429 with Retry-After)."
+        ),
         request=TokenIn,
-        responses=responses({200: envelope("TokenEnvelope", TokenOut())}, 400, 401, 429),
+        auth=[],
+        responses=responses({200: envelope("TokenEnvelope", TokenOut())}, 400, 401, 429, body=True),
     )
     def post(self, request):
         serializer = TokenIn(data=request.data)
