@@ -264,7 +264,13 @@ THROTTLE_RATES = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "courseprogress API",
-    "DESCRIPTION": "Where every learner stands in every course.",
+    "DESCRIPTION": (
+        "Where every learner stands in every course. Get a token with POST /auth/token, then "
+        "press Authorize and paste `Token <token>` into apiToken. Every answer is the envelope "
+        '`{"success", "message", "results"}`; failures say `"success": false`, a `message` '
+        "and, for 400s, `errors` by field. `activityDuration` is minutes, percentages are "
+        "0-100, `averageCompletionTime` is days."
+    ),
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
