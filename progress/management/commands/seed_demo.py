@@ -215,3 +215,4 @@ Examples:
             f"Try: curl -H 'Authorization: Token <token>' "
             f"{base}/user-progress/{course.pk}/{learner.pk}"
         )
+        out.write('More examples, ready to paste: README.md, "Try the API" (docs/examples.sh).')
