@@ -2,15 +2,20 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Where `make run` listens: `make run PORT=8080`, `make run HOST=0.0.0.0` (or the same as
+# environment variables); GUNICORN_BIND, when set, wins over both.
 HOST ?= 127.0.0.1
 PORT ?= 8000
+BIND := $(or $(GUNICORN_BIND),$(HOST):$(PORT))
+# The address printed for people and curl: 0.0.0.0 listens everywhere, including 127.0.0.1.
+URL := http://$(subst 0.0.0.0,127.0.0.1,$(BIND))
 
 # make run: production-like (DEBUG off, gunicorn, whitenoise); a local secret is made once.
-RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(HOST):$(PORT)"
+RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(BIND)"
 # make test: the suite needs a SECRET_KEY; DATABASE_URL / REDIS_URL pass through when set.
 TEST_ENV = SECRET_KEY="$${SECRET_KEY:-test-only-secret-key}"
 
-.PHONY: run test check-live lint format clean bench
+.PHONY: run manage reset-demo test check-live lint format clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +35,18 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.run-deps .secret_key
 	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --no-input --verbosity 0
-	$(RUN_ENV) $(BIN)/python manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo --base-url $(URL)
 	$(RUN_ENV) $(BIN)/gunicorn -c config/gunicorn.conf.py
+
+# make manage ARGS="seed_demo --help": any manage.py command, with the venv and the local key.
+manage: $(VENV)/.run-deps .secret_key
+	$(RUN_ENV) $(BIN)/python manage.py $(ARGS)
+
+# make reset-demo: every row deleted, the demo set loaded afresh (ids from 1 again); the venv,
+# the key and the database itself stay. Stop `make run` first, start it again after.
+reset-demo: $(VENV)/.run-deps .secret_key
+	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo --reset --no-input --base-url $(URL)
 
 test: $(VENV)/.dev-deps
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)

@@ -56,7 +56,8 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off (`make run` and `make test` set one)."
+            "SECRET_KEY must be set when DEBUG is off: export SECRET_KEY=..., or run `make run` "
+            "once (it keeps a key in .secret_key, which manage.py reads)."
         )
     SECRET_KEY = "insecure-development-only-key"
 
@@ -81,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz answers whatever the Host header and scheme (see the class).
+    "courseprogress.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "courseprogress.middleware.ApiMiddleware",
@@ -261,7 +264,13 @@ THROTTLE_RATES = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "courseprogress API",
-    "DESCRIPTION": "Where every learner stands in every course.",
+    "DESCRIPTION": (
+        "Where every learner stands in every course. Get a token with POST /auth/token, then "
+        "press Authorize and paste `Token <token>` into apiToken. Every answer is the envelope "
+        '`{"success", "message", "results"}`; failures say `"success": false`, a `message` '
+        "and, for 400s, `errors` by field. `activityDuration` is minutes, percentages are "
+        "0-100, `averageCompletionTime` is days."
+    ),
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -271,7 +280,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Path ids are digits only (courseprogress.converters.IdConverter).
     "PATH_CONVERTER_OVERRIDES": {
-        "id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
+        "id": {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
     },
     "ENUM_NAME_OVERRIDES": {
         "EnrollmentStatusEnum": "progress.models.EnrollmentStatus",

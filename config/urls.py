@@ -2,9 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from courseprogress.views import TokenView, healthz
+from courseprogress.views import TokenView, healthz, index
 
 urlpatterns = [
+    path("", index, name="index"),
     path("admin/", admin.site.urls),
     path("auth/token", TokenView.as_view(), name="auth-token"),
     path("healthz", healthz, name="healthz"),

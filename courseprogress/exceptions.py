@@ -32,6 +32,15 @@ STATUS_MESSAGES = {
 }
 
 
+class AccessDenied(exceptions.PermissionDenied):
+    """A 403 that says why in `errors`, when the reason leaks nothing about other users' data
+    (what the caller may do, never whether an id exists). The message stays "Access denied"."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__()
+        self.reasons = {field: [reason]}
+
+
 class Conflict(Exception):
     """A request that is well formed but not allowed in the current state (409)."""
 
@@ -130,7 +139,8 @@ def api_exception_handler(exc, context):
         else:
             message = str(exc.detail) if isinstance(exc.detail, str) else None
         set_rollback()
-        return Response(failure(code, message), status=code, headers=headers)
+        body = failure(code, message, getattr(exc, "reasons", None))
+        return Response(body, status=code, headers=headers)
 
     if database_unavailable(exc):
         logger.warning("Database unavailable in %s: %s", _view_name(context), exc)

@@ -17,6 +17,24 @@ from django.conf import settings
 from courseprogress.exceptions import json_failure
 
 
+class HealthCheckMiddleware:
+    """/healthz answers before any other middleware looks at the request: a load balancer or
+    Docker's HEALTHCHECK probes by address (Host: 127.0.0.1:8000, 10.0.0.5), which
+    ALLOWED_HOSTS rightly refuses for the site once it names the real domain, and over plain
+    HTTP, which SECURE_SSL_REDIRECT would redirect. The answer names no host and sets nothing.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == "/healthz":
+            from courseprogress.views import healthz
+
+            return healthz(request)
+        return self.get_response(request)
+
+
 class ApiMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response

@@ -1,4 +1,4 @@
-"""Site-wide endpoints: API tokens and the health check."""
+"""Site-wide endpoints: the index, API tokens and the health check."""
 
 import logging
 import uuid
@@ -6,7 +6,7 @@ import uuid
 from django.contrib.auth import authenticate
 from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
@@ -14,6 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from courseprogress.exceptions import json_failure
 from courseprogress.schema import envelope, responses
 from courseprogress.throttling import TokenRequestThrottle
 from progress.serializers import TokenIn, TokenOut
@@ -34,8 +35,16 @@ class TokenView(APIView):
 
     @extend_schema(
         operation_id="auth_token",
+        summary="Get an API token",
+        description=(
+            "A username and password for the user's API token (the same token on every call). "
+            "Send it as `Authorization: Token <token>` (in Swagger UI: Authorize, then paste "
+            "`Token <token>` into apiToken).\n\n**Who:** anyone with an account; limited per "
+            "client address (429 with Retry-After)."
+        ),
         request=TokenIn,
-        responses=responses({200: envelope("TokenEnvelope", TokenOut())}, 400, 401, 429),
+        auth=[],
+        responses=responses({200: envelope("TokenEnvelope", TokenOut())}, 400, 401, 429, body=True),
     )
     def post(self, request):
         serializer = TokenIn(data=request.data)
@@ -49,6 +58,30 @@ class TokenView(APIView):
             raise AuthenticationFailed()
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
+
+
+INDEX = {
+    "docs": "/api/docs/",
+    "schema": "/api/schema/",
+    "health": "/healthz",
+    "token": "/auth/token",
+    "admin": "/admin/",
+}
+
+
+def index(request):
+    """GET /: where to go. A browser is sent to the API docs; anyone else gets the links."""
+    if request.method not in ("GET", "HEAD"):
+        return json_failure(405)
+    if "text/html" in request.headers.get("Accept", ""):
+        return HttpResponseRedirect(INDEX["docs"])
+    return JsonResponse(
+        {
+            "success": True,
+            "message": "courseprogress API: the docs are at /api/docs/",
+            "results": INDEX,
+        }
+    )
 
 
 def healthz(request):

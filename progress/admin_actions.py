@@ -30,7 +30,8 @@ def _report(modeladmin, request, done: int, verb: str, refused: list[str]) -> No
         noun = "enrollment" if done == 1 else "enrollments"
         modeladmin.message_user(request, f"{done} {noun} {verb}.", messages.SUCCESS)
     if refused:
-        listed = "; ".join(refused[:MAX_LISTED_REFUSALS])
+        # Each reason is a sentence with its own period; the message ends with one, not two.
+        listed = "; ".join(reason.rstrip(".") for reason in refused[:MAX_LISTED_REFUSALS])
         more = len(refused) - MAX_LISTED_REFUSALS
         suffix = f"; and {more} more" if more > 0 else ""
         modeladmin.message_user(

@@ -5,8 +5,11 @@ module only lays them out as SVG geometry, so the template has no arithmetic and
 no JavaScript.
 """
 
+from datetime import datetime
+
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -138,7 +141,12 @@ def course_dashboard(request, course_id: int, *, admin_site):
     # 403 before 404, on the id as given: nothing tells an instructor which courses exist.
     if not can_manage_course(request.user, course_id):
         raise PermissionDenied
-    course = get_object_or_404(Course, pk=course_id)
+    course = Course.objects.filter(pk=course_id).first()
+    if course is None:  # as the admin answers a missing object: back to the list, with a word
+        messages.warning(
+            request, f'Course with ID "{course_id}" does not exist. Perhaps it was deleted?'
+        )
+        return HttpResponseRedirect(reverse("admin:courseprogress_course_changelist"))
     analytics = cache.as_data(selectors.get_course_analytics(course_id=course_id))
     titles = dict(CourseContent.objects.filter(course_id=course_id).values_list("pk", "title"))
     context = {
@@ -147,6 +155,8 @@ def course_dashboard(request, course_id: int, *, admin_site):
         "opts": Course._meta,
         "course": course,
         "analytics": analytics,
+        # An aware datetime: the template shows it in the site's time zone (TIME_ZONE).
+        "computed_at": datetime.fromisoformat(analytics["computedAt"]),
         "totals": totals(analytics),
         "content_chart": content_chart(analytics, titles),
         "status_chart": status_chart(

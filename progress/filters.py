@@ -18,6 +18,25 @@ DATE_OR_DATE_TIME_PATTERN = (
 _DATE_OR_DATE_TIME = re.compile(DATE_OR_DATE_TIME_PATTERN)
 
 
+class ListedChoiceField(django_filters.fields.ChoiceField):
+    """A choice whose error names the valid values."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        values = ", ".join(str(value) for value, _ in self.choices if value not in ("", None))
+        self.error_messages["invalid_choice"] = (
+            f"%(value)s is not a valid choice; use one of: {values}."
+        )
+
+
+class ListedChoiceFilter(django_filters.ChoiceFilter):
+    field_class = ListedChoiceField
+
+
+# A "+" left unencoded in a URL's query string arrives as a space: "...T10:00:00 02:00".
+_SPACE_FOR_PLUS = re.compile(r"T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})? [0-9]{2}:[0-9]{2}$")
+
+
 class DateOrDateTimeField(forms.Field):
     """An RFC 3339 date, or date-time with its offset, from 1970 to 9998 (what the schema says).
 
@@ -29,11 +48,17 @@ class DateOrDateTimeField(forms.Field):
             "Enter a date (YYYY-MM-DD) or a date-time with its offset "
             "(YYYY-MM-DDTHH:MM:SSZ or +HH:MM), from 1970 to 9998."
         ),
+        "plus_as_space": (
+            "The offset's + arrived as a space: in a URL query a + means a space, so send it "
+            "encoded as %2B (2025-10-13T10:00:00%2B02:00), or give the time in UTC with Z."
+        ),
     }
 
     def to_python(self, value):
         if value in self.empty_values:
             return None
+        if _SPACE_FOR_PLUS.search(value):
+            raise forms.ValidationError(self.error_messages["plus_as_space"], code="invalid")
         if not _DATE_OR_DATE_TIME.fullmatch(value):
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         try:
@@ -74,7 +99,7 @@ class ActivityFilter(django_filters.FilterSet):
 
     startDate = DateOrDateTimeFilter(field_name="updated_at")
     endDate = DateOrDateTimeFilter(field_name="updated_at", end=True)
-    status = django_filters.ChoiceFilter(field_name="status", choices=ProgressStatus.choices)
+    status = ListedChoiceFilter(field_name="status", choices=ProgressStatus.choices)
 
     class Meta:
         model = ContentProgress
@@ -101,11 +126,11 @@ SORT_FIELDS = {
 class CourseLearnersFilter(django_filters.FilterSet):
     """3.2: status, sortBy and order. Ties break on userId; a null completionDate sorts last."""
 
-    status = django_filters.ChoiceFilter(field_name="status", choices=EnrollmentStatus.choices)
-    sortBy = django_filters.ChoiceFilter(
+    status = ListedChoiceFilter(field_name="status", choices=EnrollmentStatus.choices)
+    sortBy = ListedChoiceFilter(
         choices=[(name, name) for name in SORT_FIELDS], method="sort_later", empty_label=None
     )
-    order = django_filters.ChoiceFilter(
+    order = ListedChoiceFilter(
         choices=[("asc", "asc"), ("desc", "desc")], method="sort_later", empty_label=None
     )
 

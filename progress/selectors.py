@@ -22,7 +22,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
@@ -175,14 +175,9 @@ def get_activities_page(*, course_id: int, user_id: int, params) -> dict:
 # --- per-learner course progress (3.2, 3.6) -------------------------------------------------
 
 
-def progress_expression(contents: int):
-    """A learner's course progress as a database expression on an Enrollment queryset.
-
-    Each content item scores 100 when COMPLETED, else its percent, else 0 without a row; the
-    progress is the mean over all of the course's items.
-    """
-    if not contents:
-        return Value(0.0, output_field=FloatField())
+def _score_total():
+    """The sum of the learner's item scores in the enrollment's course, as a float expression:
+    each item scores 100 when COMPLETED, else its percent, else 0 without a row."""
     score = Case(
         When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
         default=F("percent"),
@@ -198,7 +193,32 @@ def progress_expression(contents: int):
     # In floating point: SQLite divides integers as integers.
     return Cast(
         Coalesce(Subquery(total), Value(Decimal(0)), output_field=DecimalField()), FloatField()
-    ) / Value(float(contents), output_field=FloatField())
+    )
+
+
+def progress_expression(contents: int):
+    """A learner's course progress as a database expression on an Enrollment queryset.
+
+    Each content item scores 100 when COMPLETED, else its percent, else 0 without a row; the
+    progress is the mean over all of the course's items.
+    """
+    if not contents:
+        return Value(0.0, output_field=FloatField())
+    return _score_total() / Value(float(contents), output_field=FloatField())
+
+
+def any_course_progress_expression():
+    """progress_expression for enrollments of any course (the admin's list): the course's
+    content count comes from a subquery per row, so only use it on a page of rows."""
+    contents = (
+        CourseContent.objects.filter(course_id=OuterRef("course_id"))
+        .order_by()
+        .values("course_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    count = Cast(Subquery(contents), FloatField())
+    return Coalesce(_score_total() / NullIf(count, Value(0.0)), Value(0.0))
 
 
 def course_learners(*, course_id: int, contents: int) -> QuerySet:
@@ -271,7 +291,7 @@ def bulk_progress(*, course_id: int, user_ids: list[int], contents: int) -> list
     }
     return [
         entries.get(user_id)
-        or {"userId": user_id, "progress": 0, "enrollments": None, "activityLogs": []}
+        or {"userId": user_id, "progress": 0.0, "enrollments": None, "activityLogs": []}
         for user_id in user_ids
     ]
 

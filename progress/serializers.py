@@ -213,10 +213,21 @@ class MetadataField(serializers.JSONField):
         return data
 
 
+class ListedChoiceField(serializers.ChoiceField):
+    """A choice whose error names the valid values."""
+
+    def __init__(self, choices, **kwargs):
+        super().__init__(choices, **kwargs)
+        values = ", ".join(str(value) for value in self.choices)
+        self.error_messages["invalid_choice"] = (
+            f'"{{input}}" is not a valid choice; use one of: {values}.'
+        )
+
+
 class ProgressUpdateIn(serializers.Serializer):
     courseId = IdField()
     courseContentId = IdField()
-    progressStatus = serializers.ChoiceField(choices=ProgressStatus.choices)
+    progressStatus = ListedChoiceField(choices=ProgressStatus.choices)
     activityDuration = StrictIntegerField(required=False, min_value=0, max_value=MAX_ID)
     progressPercent = PercentField(required=False)
     metadata = MetadataField(required=False)
@@ -234,6 +245,12 @@ class ProgressUpdateIn(serializers.Serializer):
 )
 class DistinctIdList(serializers.ListField):
     """1 to 100 distinct ids."""
+
+    default_error_messages = {
+        "empty": "Send at least one id.",
+        "min_length": "Send at least one id.",
+        "max_length": "Send at most {max_length} ids.",
+    }
 
 
 class BulkIn(serializers.Serializer):
@@ -286,7 +303,7 @@ class CertificateUrlField(serializers.CharField):
 
 
 class EnrollmentPatchIn(serializers.Serializer):
-    enrollmentStatus = serializers.ChoiceField(choices=EnrollmentStatus.choices, required=False)
+    enrollmentStatus = ListedChoiceField(choices=EnrollmentStatus.choices, required=False)
     certificateUrl = CertificateUrlField(required=False, allow_null=True)
     metadata = MetadataField(required=False)
 
@@ -326,7 +343,7 @@ class ProgressRowOut(_VirtualFields):
     userId = serializers.IntegerField()
     courseId = serializers.IntegerField()
     courseContentId = serializers.IntegerField()
-    progressStatus = serializers.ChoiceField(choices=ProgressStatus.choices)
+    progressStatus = ListedChoiceField(choices=ProgressStatus.choices)
     activityDuration = serializers.IntegerField(min_value=0)
     progressPercent = serializers.RegexField(
         r"^(100\.00|[0-9]{1,2}\.[0-9]{2})$", help_text='Two decimals, "0.00" to "100.00"'
@@ -339,7 +356,7 @@ class ProgressRowOut(_VirtualFields):
 class ActivityOut(serializers.Serializer):
     progressId = serializers.IntegerField()
     courseContentId = serializers.IntegerField()
-    progressStatus = serializers.ChoiceField(choices=ProgressStatus.choices)
+    progressStatus = ListedChoiceField(choices=ProgressStatus.choices)
     activityDuration = serializers.IntegerField(min_value=0)
     progressPercent = serializers.RegexField(r"^(100\.00|[0-9]{1,2}\.[0-9]{2})$")
     v_created_date = serializers.CharField()

@@ -248,6 +248,13 @@ def _enter_status(enrollment: Enrollment, status: str, now) -> None:
 
 def enrol(*, user_id: int, course_id: int) -> tuple[Enrollment, bool]:
     """Enrol a learner; (enrollment, created). A DROPPED or EXPIRED enrollment is re-enrolled."""
+    enrollment, outcome = enrol_with_outcome(user_id=user_id, course_id=course_id)
+    return enrollment, outcome == "created"
+
+
+def enrol_with_outcome(*, user_id: int, course_id: int) -> tuple[Enrollment, str]:
+    """As enrol(), saying what happened: "created", "reenrolled" (it was DROPPED or EXPIRED)
+    or "existing" (already active: nothing changed)."""
     with transaction.atomic():
         enrollment = _lock_enrollment(user_id=user_id, course_id=course_id)
         if enrollment is None:
@@ -255,12 +262,13 @@ def enrol(*, user_id: int, course_id: int) -> tuple[Enrollment, bool]:
                 with transaction.atomic():
                     enrollment = Enrollment.objects.create(user_id=user_id, course_id=course_id)
                 cache.invalidate_on_commit(user_id=user_id, course_id=course_id)
-                return enrollment, True
+                return enrollment, "created"
             except IntegrityError:  # a concurrent request enrolled first
                 enrollment = _lock_enrollment(user_id=user_id, course_id=course_id)
         if enrollment.status in (EnrollmentStatus.DROPPED, EnrollmentStatus.EXPIRED):
             _apply_move(enrollment, EnrollmentStatus.ENROLLED)
-        return enrollment, False
+            return enrollment, "reenrolled"
+        return enrollment, "existing"
 
 
 def _check_move(enrollment: Enrollment, to_status: str) -> None:

@@ -8,6 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from courseprogress.exceptions import AccessDenied
 from courseprogress.permissions import (
     CanViewLearnerProgress,
     IsCourseStaffOrAdmin,
@@ -48,11 +49,18 @@ def body_object(request) -> dict:
 
 PAGE_NUMBER = {"type": "integer", "minimum": 1}
 # What DateOrDateTimeField accepts: an RFC 3339 date, or date-time with its offset, 1970-9998.
+# Each branch has its type, so generated clients take a date or a datetime (not Any) and send
+# it in ISO form with its "+" encoded.
 DATE_PARAM = {
-    "type": "string",
-    "anyOf": [{"format": "date"}, {"format": "date-time"}],
-    "pattern": DATE_OR_DATE_TIME_PATTERN,
+    "anyOf": [
+        {"type": "string", "format": "date", "pattern": DATE_OR_DATE_TIME_PATTERN},
+        {"type": "string", "format": "date-time", "pattern": DATE_OR_DATE_TIME_PATTERN},
+    ],
 }
+DATE_HELP = (
+    "ISO 8601 date (the whole day in the server's TIME_ZONE) or date-time with its offset, "
+    "inclusive, on the row's last update. In a URL write the offset's + as %2B."
+)
 
 
 class LearnerProgressView(APIView):
@@ -61,6 +69,12 @@ class LearnerProgressView(APIView):
 
     @extend_schema(
         operation_id="user_progress_retrieve",
+        summary="One learner in a course",
+        description=(
+            "The learner's enrollment (null when not enrolled) and every progress row, newest "
+            "update first. `activityDuration` is minutes, `progressPercent` percent.\n\n"
+            "**Who:** that learner, the course's staff, admins."
+        ),
         responses=responses(
             {200: envelope("LearnerProgressEnvelope", LearnerProgressOut())}, 401, 403, 404
         ),
@@ -75,13 +89,16 @@ class ActivitiesView(APIView):
 
     @extend_schema(
         operation_id="user_progress_activities",
+        summary="One learner's activity log",
+        description=(
+            "The learner's progress rows in the course, newest update first, filtered by the "
+            "date of their last update and by status; paginated (100 a page, at most 1000). "
+            "`activityDuration` is minutes.\n\n**Who:** that learner, the course's staff, "
+            "admins."
+        ),
         parameters=[
-            OpenApiParameter(
-                "startDate", DATE_PARAM, description="ISO 8601 date or date-time, inclusive"
-            ),
-            OpenApiParameter(
-                "endDate", DATE_PARAM, description="ISO 8601 date or date-time, inclusive"
-            ),
+            OpenApiParameter("startDate", DATE_PARAM, description=DATE_HELP),
+            OpenApiParameter("endDate", DATE_PARAM, description=DATE_HELP),
             OpenApiParameter("status", str, enum=ProgressStatus.values),
             OpenApiParameter("page", PAGE_NUMBER, description="Page number, from 1"),
             OpenApiParameter(
@@ -109,6 +126,13 @@ class CourseLearnersView(APIView):
 
     @extend_schema(
         operation_id="course_progress_list",
+        summary="Every learner of a course",
+        description=(
+            "Each enrollment of the course with the learner's `progress` (percent: the mean "
+            "over all content items, a COMPLETED item counting 100) and progress rows; "
+            "filtered by enrollment status, sorted, paginated (20 a page, at most 100).\n\n"
+            "**Who:** the course's staff, admins."
+        ),
         parameters=[
             OpenApiParameter("status", str, enum=EnrollmentStatus.values),
             OpenApiParameter("sortBy", str, enum=["progress", "enrollmentDate", "completionDate"]),
@@ -137,6 +161,14 @@ class CourseAnalyticsView(APIView):
 
     @extend_schema(
         operation_id="course_analytics",
+        summary="Course analytics",
+        description=(
+            "Totals over the course's enrollments and progress rows; no individual learner. "
+            "`averageProgress` and `completionRate` are percent, `averageCompletionTime` is "
+            "days (enrollment to completion, null when nobody completed), "
+            "`contentEngagement[].avgDuration` is minutes.\n\n**Who:** the course's staff, "
+            "admins."
+        ),
         responses=responses({200: envelope("AnalyticsEnvelope", AnalyticsOut())}, 401, 403, 404),
     )
     def get(self, request, course_id: int):
@@ -150,10 +182,22 @@ class ProgressUpdateView(APIView):
 
     @extend_schema(
         operation_id="user_progress_update",
+        summary="Record progress on a content item",
+        description=(
+            "Creates or updates the caller's row for one content item. Learners' updates merge: "
+            "the status keeps the further of old and new (NOT_STARTED < IN_PROGRESS < "
+            "COMPLETED), `progressPercent` and `activityDuration` (minutes spent so far) keep "
+            "the larger value, `metadata` keys overwrite. System users and admins set exactly "
+            "what they send, for any `userId`, and alone may set or clear LOCKED. The first "
+            "activity moves the enrollment to IN_PROGRESS; every item COMPLETED moves it to "
+            "COMPLETED. 409 without an active enrollment, or on LOCKED content.\n\n"
+            "**Who:** learners (their own progress), system users and admins (anyone's)."
+        ),
         request=ProgressUpdateIn,
         responses=responses(
             {200: envelope("ProgressRowEnvelope", ProgressRowOut())},
-            *(400, 401, 403, 404, 409, 413, 429),
+            *(400, 401, 403, 404, 409, 429),
+            body=True,
         ),
     )
     def post(self, request):
@@ -163,9 +207,11 @@ class ProgressUpdateView(APIView):
         user_id = data.get("userId", actor.pk)
         # 403: naming another learner, or locking, is for system users and admins only.
         if not privileged and user_id != actor.pk:
-            raise PermissionDenied()
+            raise AccessDenied("userId", "Only system users and admins post progress for others.")
         if not privileged and data.get("progressStatus") == ProgressStatus.LOCKED:
-            raise PermissionDenied()
+            raise AccessDenied(
+                "progressStatus", "Only system users and admins set or clear LOCKED."
+            )
         # 404, on the ids as given.
         selectors.ensure_course_and_user(
             course_id=json_int(data.get("courseId")),
@@ -195,14 +241,18 @@ class BulkProgressView(APIView):
 
     @extend_schema(
         operation_id="user_progress_bulk",
+        summary="Several learners of a course at once",
+        description=(
+            "For each of 1 to 100 distinct user ids, in the order given: the entry of "
+            "`GET /user-progress/course/{courseId}/all` (`progress` in percent); a user with no "
+            "enrollment has `enrollments: null` and `progress: 0.0`.\n\n"
+            "**Who:** the course's staff, admins; a learner only for `[their own id]`."
+        ),
         request=BulkIn,
         responses=responses(
             {200: envelope("BulkProgressEnvelope", CourseLearnerOut(many=True))},
-            400,
-            401,
-            403,
-            404,
-            413,
+            *(400, 401, 403, 404),
+            body=True,
         ),
     )
     def post(self, request):
@@ -223,21 +273,34 @@ class BulkProgressView(APIView):
         )
 
 
+ENROL_MESSAGES = {
+    "created": "Enrolled successfully",
+    "reenrolled": "Re-enrolled successfully",
+    "existing": "Enrollment retrieved successfully",
+}
+
+
 class EnrollmentsView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
         operation_id="enrollment_create",
+        summary="Enrol a learner",
+        description=(
+            "201 with a new enrollment (ENROLLED). An active enrollment that exists is a 200 "
+            'with it ("Enrollment retrieved successfully"); a DROPPED or EXPIRED one is '
+            're-enrolled, a 200 ("Re-enrolled successfully") with its new status.\n\n'
+            "**Who:** a learner for themself (no `userId`); the course's staff, admins and "
+            "system users for anyone."
+        ),
         request=EnrollIn,
         responses=responses(
             {
                 201: envelope("EnrollmentCreatedEnvelope", EnrollmentOut()),
                 200: envelope("EnrollmentEnvelope", EnrollmentOut()),
             },
-            400,
-            401,
-            403,
-            404,
+            *(400, 401, 403, 404),
+            body=True,
         ),
     )
     def post(self, request):
@@ -254,16 +317,14 @@ class EnrollmentsView(APIView):
         )
         serializer = EnrollIn(data=data)
         serializer.is_valid(raise_exception=True)
-        enrollment, created = services.enrol(
+        enrollment, outcome = services.enrol_with_outcome(
             user_id=serializer.validated_data.get("userId", actor.pk),
             course_id=serializer.validated_data["courseId"],
         )
-        self.success_message = (
-            "Enrolled successfully" if created else "Enrollment retrieved successfully"
-        )
+        self.success_message = ENROL_MESSAGES[outcome]
         return Response(
             format_enrollment(vars(enrollment)),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            status=status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK,
         )
 
 
@@ -273,9 +334,20 @@ class EnrollmentDetailView(APIView):
 
     @extend_schema(
         operation_id="enrollment_update",
+        summary="Move an enrollment",
+        description=(
+            "Sets `enrollmentStatus`, `certificateUrl` and/or `metadata` (replaced as a whole). "
+            "Allowed moves: ENROLLED → IN_PROGRESS → COMPLETED → CERTIFIED; ENROLLED, "
+            "IN_PROGRESS or COMPLETED → DROPPED or EXPIRED; DROPPED or EXPIRED → ENROLLED. Any "
+            "other move is a 409 and changes nothing. CERTIFIED needs a `certificateUrl` sent "
+            "or stored.\n\n**Who:** the course's staff, admins (others get 403, also for an "
+            "enrollment that does not exist)."
+        ),
         request=EnrollmentPatchIn,
         responses=responses(
-            {200: envelope("EnrollmentUpdatedEnvelope", EnrollmentOut())}, 400, 401, 403, 404, 409
+            {200: envelope("EnrollmentUpdatedEnvelope", EnrollmentOut())},
+            *(400, 401, 403, 404, 409),
+            body=True,
         ),
     )
     def patch(self, request, enrollment_id: int):

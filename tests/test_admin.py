@@ -7,7 +7,9 @@ taught by `other_instructor`, with dave IN_PROGRESS.
 
 import csv
 import io
+from datetime import datetime
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -280,6 +282,7 @@ def test_refused_moves_are_error_messages_and_the_others_still_move(as_instructo
         in text
         for text in texts
     )
+    assert not any(text.endswith("..") for text in texts), texts  # one full stop, not two
     assert status_of(world, "alice") == "COMPLETED"
     assert status_of(world, "carol") == "ENROLLED"
 
@@ -629,9 +632,29 @@ def test_dashboard_of_a_course_not_taught_is_403_whether_or_not_it_exists(as_ins
     assert as_instructor.get(f"{COURSES}999999/dashboard/").status_code == 403
 
 
-def test_admin_sees_any_dashboard_and_404_for_a_missing_course(as_superuser, world):
+def test_admin_sees_any_dashboard_and_is_sent_back_from_a_missing_course(as_superuser, world):
     assert as_superuser.get(f"{COURSES}{world.other_course.pk}/dashboard/").status_code == 200
-    assert as_superuser.get(f"{COURSES}999999/dashboard/").status_code == 404
+    # As the admin does for any missing object: the styled course list, with a message.
+    response = as_superuser.get(f"{COURSES}999999/dashboard/", follow=True)
+    assert response.redirect_chain == [(COURSES, 302)]
+    assert response.status_code == 200
+    assert 'Course with ID "999999" does not exist. Perhaps it was deleted?' in messages_of(
+        response
+    )
+    assert b'id="changelist"' in response.content
+
+
+def test_dashboard_says_when_its_figures_were_computed_in_the_site_time_zone(
+    as_instructor, world, settings
+):
+    settings.TIME_ZONE = "Asia/Kolkata"
+    response = as_instructor.get(f"{COURSES}{world.course.pk}/dashboard/")
+    html = response.content.decode()
+    computed = datetime.fromisoformat(response.context["analytics"]["computedAt"])
+    local = computed.astimezone(ZoneInfo("Asia/Kolkata"))
+    expected = f"Figures as of {local.day} {local:%b %Y, %H:%M:%S} (Asia/Kolkata)."
+    assert expected in html
+    assert "Z (UTC)" not in html
 
 
 def test_dashboard_of_an_empty_course(as_superuser, world):

@@ -172,3 +172,58 @@ def test_superuser_sees_every_course(page, world, superuser):  # noqa: F811
 
     page.goto(f"/admin/courseprogress/course/{world.other_course.pk}/dashboard/")
     expect(page.locator('[data-figure="totalEnrollments"] .value')).to_have_text("1")
+
+
+# --- the lists at a desk's width (issue 14, item 12) -----------------------------------------
+
+LIST_COLUMNS = {
+    "/admin/progress/contentprogress/": [
+        "user",
+        "content",
+        "status",
+        "percent",
+        "minutes",
+        "updated",
+    ],
+    "/admin/progress/enrollment/": [
+        "user",
+        "status",
+        "progress_percent",
+        "enrolled",
+        "completed",
+    ],
+}
+
+
+def test_the_lists_show_what_an_instructor_scans_for_without_scrolling(browser, live_server):
+    """The demo set (long course title, e-mail addresses) at 1400 px: every column an
+    instructor looks for is on screen, and the list does not scroll sideways."""
+    from playwright.sync_api import expect
+
+    from progress.management.demo import demo_password, load_demo
+
+    load_demo()
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        log_in(page, "demo_instructor", demo_password("demo_instructor"))
+        ARTIFACTS.mkdir(exist_ok=True)
+        for url, columns in LIST_COLUMNS.items():
+            page.goto(url)
+            expect(page.locator("#result_list tbody tr").first).to_be_visible()
+            name = url.strip("/").rsplit("/", 1)[-1]
+            page.screenshot(path=str(ARTIFACTS / f"{name}-list-1400.png"))
+            results = page.locator("#changelist .results")
+            overflow = results.evaluate("el => el.scrollWidth - el.clientWidth")
+            assert overflow <= 0, f"{url} scrolls sideways by {overflow} px"
+            for column in columns:
+                box = page.locator(f"#result_list thead th.column-{column}").bounding_box()
+                assert box is not None, (url, column)
+                assert box["x"] + box["width"] <= 1400, (url, column, box)
+        # The enrollment list's progress column shows each learner's course progress.
+        page.goto("/admin/progress/enrollment/")
+        row = page.locator("#result_list tbody tr", has_text="demo_active")
+        expect(row.locator("td.field-progress_percent")).to_have_text("48.00 %")
+    finally:
+        context.close()

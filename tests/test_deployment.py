@@ -25,6 +25,8 @@ PRODUCTION = {
 
 def manage(*args, **env):
     base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    # manage.py reads .secret_key when SECRET_KEY is unset: after `make run` the clone has one.
+    base["SECRET_KEY_FILE"] = os.devnull + ".missing"
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

@@ -154,3 +154,94 @@ def test_real_responses_match_the_schema(
     ]
     for path, method, response in calls:
         matches(spec, path, method, response)
+
+
+# --- what a generated client and Swagger UI show (issue 14, items 6 to 9) -------------------
+
+WITH_BODY = {(path, method) for path, method in ENDPOINTS if method in {"post", "patch"}}
+THROTTLED = {("/auth/token", "post"), ("/user-progress/update", "post")}
+
+
+def test_every_operation_says_what_it_does_and_who_may_call_it(spec):
+    for path, method in ENDPOINTS:
+        operation = spec["paths"][path][method]
+        assert operation["summary"], (path, method)
+        assert "**Who:**" in operation["description"], (path, method)
+    paths = spec["paths"]
+    assert "minutes" in paths["/user-progress/update"]["post"]["description"]
+    analytics = paths["/user-progress/course/{course_id}/analytics"]["get"]["description"]
+    assert "`averageCompletionTime` is days" in analytics
+    assert "`contentEngagement[].avgDuration` is minutes" in analytics
+
+
+def test_error_bodies_say_success_false_and_every_status_is_listed(spec):
+    schemas = spec["components"]["schemas"]
+    assert schemas["FailureOut"]["properties"]["success"] == {"type": "boolean", "const": False}
+    assert schemas["ValidationFailureOut"]["properties"]["success"]["const"] is False
+    assert schemas["LearnerProgressEnvelope"]["properties"]["success"]["const"] is True
+    for path, method in ENDPOINTS:
+        responses = spec["paths"][path][method]["responses"]
+        expected = {"405", "503"}
+        expected |= {"413", "415"} if (path, method) in WITH_BODY else set()
+        expected |= {"429"} if (path, method) in THROTTLED else set()
+        assert expected <= set(responses), (path, method, sorted(responses))
+        for code, response in responses.items():
+            if code.startswith("4") or code.startswith("5"):
+                content = response["content"].get("application/json")
+                if content is None:
+                    assert code == "414"  # gunicorn's own HTML page
+                    continue
+                for example in content["examples"].values():
+                    assert example["value"]["success"] is False, (path, method, code)
+
+
+def test_dates_have_concrete_types_and_ids_start_at_one(spec):
+    operation = spec["paths"]["/user-progress/{course_id}/{user_id}/activities"]["get"]
+    params = {param["name"]: param for param in operation["parameters"]}
+    for name in ("startDate", "endDate"):
+        branches = params[name]["schema"]["anyOf"]
+        assert [(b["type"], b["format"]) for b in branches] == [
+            ("string", "date"),
+            ("string", "date-time"),
+        ]
+        assert "%2B" in params[name]["description"]
+    for path, method in ENDPOINTS:
+        for param in spec["paths"][path][method].get("parameters", []):
+            if param["in"] == "path":
+                assert param["schema"]["minimum"] == 1, (path, param["name"])
+
+
+def test_the_token_scheme_comes_first_and_says_how_to_paste_it(spec):
+    schemes = spec["components"]["securitySchemes"]
+    first = next(iter(schemes))
+    assert first == "apiToken"
+    assert "Paste `Token <key>`" in schemes[first]["description"]
+    operation = spec["paths"]["/user-progress/{course_id}/{user_id}"]["get"]
+    assert operation["security"][0] == {"apiToken": []}
+
+
+def test_refusals_before_the_view_match_the_schema(spec, client_for, learner, course, enrolled):
+    client = client_for(learner)
+    wrong_method = client.get("/user-progress/update")
+    assert wrong_method.status_code == 405
+    matches(spec, "/user-progress/update", "post", wrong_method)
+    not_json = client.generic(
+        "POST", "/user-progress/update", "courseId=1", content_type="text/plain"
+    )
+    assert not_json.status_code == 415
+    matches(spec, "/user-progress/update", "post", not_json)
+    too_big = client.generic(
+        "POST",
+        "/user-progress/bulk",
+        b'{"x": "' + b"a" * (1024 * 1024 + 10) + b'"}',
+        content_type="application/json",
+    )
+    assert too_big.status_code == 413
+    matches(spec, "/user-progress/bulk", "post", too_big)
+    locked = client.post(
+        "/user-progress/update",
+        {"courseId": course.pk, "courseContentId": 1, "progressStatus": "LOCKED"},
+        format="json",
+    )
+    assert locked.status_code == 403
+    matches(spec, "/user-progress/update", "post", locked)

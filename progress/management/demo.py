@@ -10,12 +10,14 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache
+from django.core.management import call_command
 from django.db import transaction
 from django.utils.crypto import salted_hmac
 from rest_framework.authtoken.models import Token
 
 from courseprogress.models import Course, CourseContent, CourseStaff
-from progress import services
+from progress import selectors, services
 from progress.management.base import Summary
 from progress.models import Enrollment, EnrollmentStatus, ProgressStatus
 
@@ -46,15 +48,20 @@ class Account:
 
 ACCOUNTS = (
     Account("admin", "superuser: everything, in the API and the admin", superuser=True),
-    Account("demo_owner", "course owner (admin site, course reads)", staff_role="OWNER"),
-    Account("demo_instructor", "instructor (admin site, course reads)", staff_role="INSTRUCTOR"),
+    Account("demo_owner", "course owner: admin site, course reads, moves", staff_role="OWNER"),
+    Account(
+        "demo_instructor", "instructor: admin site, course reads, moves", staff_role="INSTRUCTOR"
+    ),
     Account("demo_system", "system account: posts progress for anyone", system=True),
-    Account("demo_new", "learner: enrolled, not started", stage="not_started"),
-    Account("demo_active", "learner: in progress", stage="in_progress"),
-    Account("demo_done", "learner: completed", stage="completed"),
-    Account("demo_certified", "learner: certified", stage="certified"),
-    Account("demo_dropped", "learner: dropped", stage="dropped"),
+    # Learners are described by what the database says now (describe_learners), not by the
+    # stage they were seeded at: the demo is there to be changed.
+    Account("demo_new", "learner", stage="not_started"),
+    Account("demo_active", "learner", stage="in_progress"),
+    Account("demo_done", "learner", stage="completed"),
+    Account("demo_certified", "learner", stage="certified"),
+    Account("demo_dropped", "learner", stage="dropped"),
 )
+DEMO_USERNAMES = tuple(account.username for account in ACCOUNTS)
 
 # (status, percent, minutes) per content item, in course order; missing items have no row.
 STAGE_ROWS = {
@@ -107,6 +114,34 @@ def load_demo() -> DemoResult:
             _count(summary, created)
     accounts = [(a, users[a.username], tokens[a.username]) for a in ACCOUNTS]
     return DemoResult(summary=summary, course=course, accounts=accounts)
+
+
+def describe_learners(course: Course, users: list) -> dict[int, str]:
+    """Each learner's role line as the data stands: status, course progress, enrollment id."""
+    enrollments = {e.user_id: e for e in Enrollment.objects.filter(course=course, user__in=users)}
+    progress = selectors.enrollment_progress(enrollment_ids=[e.pk for e in enrollments.values()])
+    lines = {}
+    for user in users:
+        enrollment = enrollments.get(user.pk)
+        if enrollment is None:
+            lines[user.pk] = "learner: not enrolled"
+            continue
+        done = progress.get(enrollment.pk, 0)
+        lines[user.pk] = (
+            f"learner: {enrollment.status}, {done:.0f} % done (enrollment {enrollment.pk})"
+        )
+    return lines
+
+
+def reset_all_data() -> None:
+    """Every row of every table deleted (manage.py flush: ids start from 1 again) and the cache
+    emptied of this installation's keys, so nothing cached for the old rows is served."""
+    call_command("flush", interactive=False, verbosity=0)
+    delete_pattern = getattr(cache, "delete_pattern", None)  # django-redis: this prefix only
+    if delete_pattern is not None:
+        delete_pattern("*")
+    else:
+        cache.clear()
 
 
 def _count(summary: Summary, created: bool) -> None:

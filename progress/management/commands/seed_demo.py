@@ -1,10 +1,17 @@
 from contextlib import nullcontext
 
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from progress.management.base import BatchCommand, positive_int
 from progress.management.bench import BenchSeeder, BenchSpec
-from progress.management.demo import demo_password, load_demo
+from progress.management.demo import (
+    DEMO_USERNAMES,
+    demo_password,
+    describe_learners,
+    load_demo,
+    reset_all_data,
+)
 
 SIZE_OPTIONS = ("courses", "contents", "learners", "seed")
 DEFAULT_SIZE = {"courses": 5, "contents": 10, "learners": 50, "seed": 1}
@@ -31,8 +38,18 @@ statuses are then synced set-based. Missing options take their defaults (5 cours
 50 learners, seed 1). Names come from the seed ("seed1_learner000001", "Seed 1 course 0001"),
 so a rerun with the same arguments creates nothing and an interrupted run is completed.
 
+With --reset it first deletes every row of every table (users, courses, progress: all of it,
+as `manage.py flush` does, ids starting from 1 again) and then loads the named set: the demo as
+`make run` made it on a fresh clone (`make reset-demo` does this). It asks before deleting
+unless --no-input is given.
+
+With --password-of USERNAME it prints only that demo account's password (for scripts, such as
+the README's examples) and changes nothing.
+
 Examples:
   manage.py seed_demo
+  manage.py seed_demo --reset --no-input
+  manage.py seed_demo --password-of demo_active
   manage.py seed_demo --courses 20 --contents 100 --learners 500    # one million rows
 """
     default_batch_size = 20_000
@@ -69,6 +86,24 @@ Examples:
             help="Large set: insert progress rows with INSERT even on PostgreSQL (slower).",
         )
         parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Delete all data (every table) first, then load the named demo set.",
+        )
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            action="store_false",
+            dest="interactive",
+            help="With --reset: do not ask before deleting.",
+        )
+        parser.add_argument(
+            "--password-of",
+            metavar="USERNAME",
+            choices=DEMO_USERNAMES,
+            help="Print this demo account's password and nothing else; changes nothing.",
+        )
+        parser.add_argument(
             "--base-url",
             default="http://127.0.0.1:8000",
             help="Where the server runs, for the URLs printed at the end. Default: %(default)s.",
@@ -76,7 +111,23 @@ Examples:
         super().add_arguments(parser)
 
     def handle(self, *args, **options):
+        if options["password_of"]:
+            self.stdout.write(demo_password(options["password_of"]))
+            return
         bulk = any(options[name] is not None for name in SIZE_OPTIONS)
+        if options["reset"]:
+            if bulk or options["dry_run"]:
+                raise CommandError("--reset loads the named demo set; it takes no size options.")
+            if (
+                options["interactive"]
+                and input(
+                    "This deletes every row of every table in the database, then loads the demo "
+                    "set. Type 'yes' to go on: "
+                )
+                != "yes"
+            ):
+                raise CommandError("Reset cancelled; nothing changed.")
+            reset_all_data()
         # A dry run does everything in one transaction and rolls it back; a real run commits
         # batch by batch, so an interrupted large run keeps its work and the next run resumes.
         with transaction.atomic() if options["dry_run"] else nullcontext():
@@ -146,10 +197,12 @@ Examples:
             return
         out.write(f'Demo set {state}: course {course.pk} "{course.title}".')
         out.write("Accounts (password, API token, what they can do):")
+        learners = describe_learners(course, [u for a, u, _ in result.accounts if a.stage])
         for account, user, token in result.accounts:
+            role = learners.get(user.pk, account.role) if account.stage else account.role
             out.write(
                 f"  {account.username:<16} password {demo_password(account.username)}  "
-                f"token {token}  user {user.pk}: {account.role}"
+                f"token {token}  user {user.pk}: {role}"
             )
         out.write(
             "  (passwords are set when an account is created; an account that existed before "
@@ -162,3 +215,4 @@ Examples:
             f"Try: curl -H 'Authorization: Token <token>' "
             f"{base}/user-progress/{course.pk}/{learner.pk}"
         )
+        out.write('More examples, ready to paste: README.md, "Try the API" (docs/examples.sh).')
