@@ -239,6 +239,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["courseprogress.parsers.JSONParser"],
+    # Negotiation errors wait until the caller is authorised (courseprogress/negotiation.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "courseprogress.negotiation.DeferredContentNegotiation",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "courseprogress.pagination.PageLimitPagination",
     "EXCEPTION_HANDLER": "courseprogress.exceptions.api_exception_handler",

@@ -10,6 +10,8 @@ never widen what an instructor's querysets contain.
 """
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import path, reverse
@@ -44,7 +46,36 @@ class CourseListFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
+        if not (value.isascii() and value.isdigit()):  # ?course=abc: the admin's "bad filter"
+            raise IncorrectLookupParameters(f"Not a course id: {value!r}")
         return queryset.filter(course_id=value)
+
+
+class ValidatedChangeList(ChangeList):
+    """A change list whose every filter value is checked before it reaches the database.
+
+    A value the filters cannot use is the admin's IncorrectLookupParameters (a redirect to
+    `?e=1`, "the filters were wrong"), never a 500:
+    - a NUL character anywhere in the query string (PostgreSQL's text cannot hold it, so the
+      query itself fails, long after the stock filters have accepted the value);
+    - a value a filter or the date hierarchy cannot turn into a query: the stock date
+      hierarchy builds "the next year" of `?<field>__year=9999` as year 10000 and crashes.
+    """
+
+    def get_filters(self, request):
+        if any("\x00" in value for _, values in request.GET.lists() for value in values):
+            raise IncorrectLookupParameters("NUL characters are not allowed in filters.")
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class ValidatedChangeListMixin:
+    """For every ModelAdmin of the project: lists through ValidatedChangeList."""
+
+    def get_changelist(self, request, **kwargs):
+        return ValidatedChangeList
 
 
 class CourseScopedMixin:
@@ -115,7 +146,7 @@ def _count(model, **match):
 
 
 @admin.register(Course)
-class CourseAdmin(CourseScopedMixin, admin.ModelAdmin):
+class CourseAdmin(ValidatedChangeListMixin, CourseScopedMixin, admin.ModelAdmin):
     course_lookup = "pk"
     list_display = ["title", "content_items", "enrollment_count", "created_at", "dashboard_link"]
     search_fields = ["title"]
@@ -164,7 +195,7 @@ class CourseAdmin(CourseScopedMixin, admin.ModelAdmin):
 
 
 @admin.register(CourseContent)
-class CourseContentAdmin(CourseScopedMixin, admin.ModelAdmin):
+class CourseContentAdmin(ValidatedChangeListMixin, CourseScopedMixin, admin.ModelAdmin):
     """Listed for browsing and for the content autocomplete of the progress form."""
 
     list_display = ["title", "course", "position"]

@@ -20,11 +20,15 @@ from progress import cache
 from progress.models import (
     ACTIVE_ENROLLMENT_STATUSES,
     ALLOWED_MOVES,
+    CERTIFICATE_URL_ERROR,
+    METADATA_ERRORS,
     PROGRESS_RANK,
     ContentProgress,
     Enrollment,
     EnrollmentStatus,
     ProgressStatus,
+    certificate_url_ok,
+    metadata_problem,
 )
 from progress.signals import enrollment_sync_deferred, enrollment_sync_is_deferred
 
@@ -166,6 +170,12 @@ def progress_changes(
             "duration": max(duration, row.duration) if duration is not None else None,
             "metadata": {**(row.metadata or {}), **metadata} if metadata else None,
         }
+    if not exact and row.pk is not None and wanted["metadata"] is not None:
+        # The rule is on what is stored: a merge of keys that each passed can still outgrow it.
+        problem = metadata_problem(wanted["metadata"])
+        if problem:
+            code = "too_large_merged" if problem == "too_large" else problem
+            raise ValidationError({"metadata": [METADATA_ERRORS[code]]}, code=code)
     return {
         name: value
         for name, value in wanted.items()
@@ -185,7 +195,7 @@ def progress_update_changes(stored: ContentProgress | None, **update) -> bool:
         return True
     try:
         return bool(progress_changes(stored, **update))
-    except Conflict:
+    except (Conflict, ValidationError):
         return True
 
 
@@ -318,6 +328,8 @@ def update_enrollment(
 
 
 def _update(enrollment: Enrollment, to_status, *, certificate_url, metadata) -> Enrollment:
+    if certificate_url not in (UNSET, None, "") and not certificate_url_ok(certificate_url):
+        raise ValidationError({"certificateUrl": [CERTIFICATE_URL_ERROR]})  # 400 before 409
     moving = to_status is not UNSET and to_status != enrollment.status
     if moving:
         _check_move(enrollment, to_status)

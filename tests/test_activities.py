@@ -121,6 +121,11 @@ def test_a_date_alone_is_the_whole_day_in_time_zone(settings, client_for, course
         ("?startDate=2025-10-15&endDate=2025-10-14", "startDate"),
         ("?page=0", "page"),
         ("?page=x", "page"),
+        ("?page=1_0", "page"),
+        ("?page=%D9%A1", "page"),  # ARABIC-INDIC DIGIT ONE
+        ("?limit=%EF%BC%95", "limit"),  # FULLWIDTH DIGIT FIVE
+        ("?page=%201", "page"),
+        ("?limit=2%26status%3DCOMPLETED", "limit"),
         ("?limit=-5", "limit"),
         ("?limit=1.5", "limit"),
         ("?endDate=9999-12-31", "endDate"),

@@ -120,6 +120,15 @@ def test_status_filter(client_for, instructor, course, cohort):
         ("?order=up", "order"),
         ("?page=0", "page"),
         ("?limit=abc", "limit"),
+        # Only ASCII digits are a number (contract section 1), whatever int() takes.
+        ("?page=1_0", "page"),
+        ("?page=%D9%A1", "page"),  # ARABIC-INDIC DIGIT ONE
+        ("?page=%EF%BC%91", "page"),  # FULLWIDTH DIGIT ONE
+        ("?page=%201", "page"),
+        ("?limit=2%20", "limit"),
+        ("?limit=+2", "limit"),
+        # An escaped "&" is part of the value, not a second parameter.
+        ("?limit=2%26order%3Ddesc", "limit"),
     ],
 )
 def test_bad_parameters_are_400(client_for, instructor, course, cohort, query, field):
