@@ -173,7 +173,7 @@ def test_missing_course_or_user_is_404_for_staff(
 def test_query_count_does_not_grow_with_rows(
     client_for, course, learner, rows, django_assert_num_queries
 ):
-    from django.core.cache import cache
+    from tests.conftest import clear_test_cache
 
     client = client_for(learner)
     with django_assert_num_queries(4):  # token, cache version, count, page
@@ -181,6 +181,6 @@ def test_query_count_does_not_grow_with_rows(
     for i in range(20):
         content = CourseContent.objects.create(course=course, title=f"x{i}", position=10 + i)
         ContentProgress.objects.create(user=learner, course=course, content=content)
-    cache.clear()
+    clear_test_cache()
     with django_assert_num_queries(4):
         client.get(url(course, learner.pk))

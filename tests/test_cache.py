@@ -245,6 +245,7 @@ def test_an_expired_analytics_entry_is_computed_about_once(
 def private_redis(settings):
     server = RedisServer().start()
     settings.CACHES = redis_cache_settings(server.url)
+    settings.THROTTLE_CACHE = "default"  # as with REDIS_URL set: the throttles count in Redis
     yield server
     server.close()
 
@@ -361,3 +362,30 @@ def test_cache_is_the_configured_one(settings):
 
     backend = type(caches["default"]).__name__
     assert backend == ("RedisCache" if os.environ.get("REDIS_URL") else "LocMemCache")
+
+
+def test_the_suite_deletes_only_the_keys_it_wrote(settings):
+    """`make test` on a REDIS_URL that holds someone's data (the README's own example) leaves
+    that data alone: the tests write under their own prefix and delete only that."""
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    from tests.conftest import TEST_KEY_PREFIX, clear_test_cache
+
+    server = RedisServer().start()
+    try:
+        others = redis.Redis(port=server.port)
+        others.set("cp:1:learner:v2:1:1", b"the app's entry")
+        others.set("somebody-else", b"not ours")
+        private = redis_cache_settings(server.url)
+        private["default"]["KEY_PREFIX"] = TEST_KEY_PREFIX
+        with override_settings(CACHES=private):
+            caches["default"].set("mine", 1)
+            caches["default"].set("mine", 2, version=7)
+            assert others.dbsize() == 4
+            clear_test_cache(caches["default"])
+            assert sorted(others.keys()) == [b"cp:1:learner:v2:1:1", b"somebody-else"]
+    finally:
+        server.close()
+    # Whatever the mode, the suite's own cache never has the app's prefix.
+    assert settings.CACHES["default"].get("KEY_PREFIX") != "cp"

@@ -159,7 +159,7 @@ def test_course_without_content_has_zero_progress(client_for, make_user, admin_u
 def test_same_queries_for_limit_1_and_100(
     client_for, instructor, course, contents, make_user, django_assert_num_queries
 ):
-    from django.core.cache import cache
+    from tests.conftest import clear_test_cache
 
     for i in range(12):
         user = make_user(f"many{i}")
@@ -169,11 +169,11 @@ def test_same_queries_for_limit_1_and_100(
         )
     client = client_for(instructor)
     client.get(url(course, "?limit=1"))
-    cache.clear()
+    clear_test_cache()
     with django_assert_num_queries(7) as one:
         # token, staff check, course stamp, content count, COUNT, page, activity logs
         client.get(url(course, "?limit=1"))
-    cache.clear()
+    clear_test_cache()
     with django_assert_num_queries(len(one.captured_queries)):
         client.get(url(course, "?limit=100"))
 
