@@ -389,3 +389,46 @@ def test_the_suite_deletes_only_the_keys_it_wrote(settings):
         server.close()
     # Whatever the mode, the suite's own cache never has the app's prefix.
     assert settings.CACHES["default"].get("KEY_PREFIX") != "cp"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "field"),
+    [
+        ("?limit=2&order=desc", "?limit=2%26order%3Ddesc", "limit"),
+        ("?status=ENROLLED&limit=2", "?status=ENROLLED%26limit%3D2", "status"),
+        ("?page=1&limit=2", "?page=1%26limit%3D2", "page"),
+    ],
+)
+def test_an_escaped_ampersand_never_finds_another_requests_entry(
+    client_for, instructor, course, enrolled, cached, asked, field
+):
+    """Validation runs before the cache is consulted, and the key is built from the validated
+    values, so a value holding "&" and "=" is a bad value, not another request's page."""
+    client = client_for(instructor)
+    url = f"/user-progress/course/{course.pk}/all"
+    assert client.get(url + cached).status_code == 200
+    response = client.get(url + asked)
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_an_escaped_ampersand_in_activities_is_a_400_after_a_cached_page(
+    client_for, learner, course, enrolled
+):
+    client = client_for(learner)
+    url = f"/user-progress/{course.pk}/{learner.pk}/activities"
+    assert client.get(url + "?limit=2&status=COMPLETED").status_code == 200
+    response = client.get(url + "?limit=2%26status%3DCOMPLETED")
+    assert response.status_code == 400
+    assert "limit" in response.json()["errors"]
+
+
+def test_equal_validated_parameters_share_one_entry(
+    client_for, instructor, course, enrolled, django_assert_num_queries
+):
+    client = client_for(instructor)
+    url = f"/user-progress/course/{course.pk}/all"
+    first = client.get(url + "?page=1&limit=20&order=asc").json()
+    with django_assert_num_queries(2):  # staff check, course stamp (token cached): a hit
+        second = client.get(url + "?order=asc&limit=20&page=01").json()
+    assert second == first
