@@ -186,12 +186,16 @@ def progress_changes(
 def progress_update_changes(stored: ContentProgress | None, **update) -> bool:
     """Whether record_progress(**update) would write anything to `stored` (None: a new row).
 
-    Lets an import skip rows already as asked, so a second run changes nothing. An update the
-    service would refuse counts as a change, so that the caller gets the service's error.
+    Lets an import skip rows already as asked, so a second run changes nothing, and an export
+    imports back unchanged: a row that already holds exactly the values sent (a LOCKED row, a
+    learner's row in a DROPPED enrollment) is no change, whoever may write it. Any other update
+    the service would refuse counts as a change, so that the caller gets the service's error.
     """
-    if stored is None or (
-        update.get("status") == ProgressStatus.LOCKED and not update.get("exact")
-    ):
+    if stored is None:
+        return True
+    if not progress_changes(stored, **{**update, "exact": True}):
+        return False  # already exactly as asked
+    if update.get("status") == ProgressStatus.LOCKED and not update.get("exact"):
         return True
     try:
         return bool(progress_changes(stored, **update))
