@@ -176,6 +176,7 @@ else:
         "throttle": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "courseprogress_throttle_cache",
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "cp"),
         },
     }
     THROTTLE_CACHE = "throttle"
