@@ -29,6 +29,10 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 wsgi_app = "config.wsgi:application"
+# The proxies whose X-Forwarded-* headers are believed: the same TRUSTED_PROXIES the app's
+# throttles read (config/settings.py), so gunicorn and Django agree; none by default (gunicorn's
+# own default would trust 127.0.0.1 and ::1).
+forwarded_allow_ips = os.environ.get("TRUSTED_PROXIES", "")
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")

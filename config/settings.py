@@ -4,6 +4,7 @@ With nothing set the app runs on a SQLite file and Django's local-memory cache, 
 needs only Python. Production and CI set DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -165,13 +166,23 @@ if REDIS_URL:
     }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
     DJANGO_REDIS_LOGGER = "courseprogress.cache"
+    THROTTLE_CACHE = "default"
 else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "courseprogress",
-        }
+        },
+        # Local memory is per process: every gunicorn worker would count its own throttles
+        # (2 workers let ~2x the rate through). Without Redis the counts live in a table of
+        # the database every worker shares; `migrate` creates it (courseprogress/apps.py).
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "courseprogress_throttle_cache",
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "cp"),
+        },
     }
+    THROTTLE_CACHE = "throttle"
 
 # Time to live of cached reads, in seconds.
 CACHE_TTL_LEARNER_PROGRESS = env_int("CACHE_TTL_LEARNER_PROGRESS", 300)
@@ -216,6 +227,27 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 API_PATH_PREFIXES = ("/user-progress/", "/auth/")
 
+
+# --- Proxies ---------------------------------------------------------------------------------
+def env_networks(name: str) -> tuple:
+    """Comma-separated IP addresses or CIDR networks (192.0.2.1, 10.0.0.0/8, ::1)."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks, not {item!r}"
+            ) from None
+    return tuple(networks)
+
+
+# The reverse proxies in front of gunicorn. X-Forwarded-For is believed only from them (the
+# throttles' client address, courseprogress/throttling.py); with none (the default) a client is
+# its socket's address and the header is ignored. config/gunicorn.conf.py gives gunicorn's
+# forwarded_allow_ips the same list.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
+
 # --- Security (production values come from the environment) ---------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
@@ -242,11 +274,16 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["courseprogress.parsers.JSONParser"],
+    # Negotiation errors wait until the caller is authorised (courseprogress/negotiation.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "courseprogress.negotiation.DeferredContentNegotiation",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "courseprogress.pagination.PageLimitPagination",
     "EXCEPTION_HANDLER": "courseprogress.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # DRF's own get_ident() believes any X-Forwarded-For when this is unset; 0: never. The
+    # throttles here use TRUSTED_PROXIES instead (courseprogress/throttling.py).
+    "NUM_PROXIES": 0,
 }
 
 

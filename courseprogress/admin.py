@@ -10,10 +10,16 @@ never widen what an instructor's querysets contain.
 """
 
 from django.contrib import admin
-from django.db.models import Count, OuterRef, Subquery
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from courseprogress.models import Course, CourseContent, CourseStaff
 from courseprogress.permissions import is_admin, taught_course_ids
@@ -31,6 +37,49 @@ def visible_courses(user):
     return Course.objects.filter(pk__in=taught_course_ids(user))
 
 
+def visible_users(user):
+    """The users this user may see in the admin: all for admins; for course staff themselves
+    and the learners and staff of the courses they teach (whom their lists already show)."""
+    User = get_user_model()
+    if is_admin(user):
+        return User.objects.all()
+    courses = taught_course_ids(user)
+    from progress.models import Enrollment
+
+    return User.objects.filter(
+        Q(pk=user.pk)
+        | Exists(Enrollment.objects.filter(user_id=OuterRef("pk"), course_id__in=courses))
+        | Exists(CourseStaff.objects.filter(user_id=OuterRef("pk"), course_id__in=courses))
+    )
+
+
+class ScopedRawIdWidget(ForeignKeyRawIdWidget):
+    """A raw-id widget that names the object behind an id only when the viewer may see it.
+
+    The stock widget labels any id with the object's name (`.../enrollment/add/?user=1` showed
+    an instructor the username "admin"); here an id outside `queryset` gets no label, as an id
+    that does not exist."""
+
+    def __init__(self, rel, admin_site, *, queryset, **kwargs):
+        super().__init__(rel, admin_site, **kwargs)
+        self.queryset = queryset
+
+    def label_and_url_for_value(self, value):
+        key = self.rel.get_related_field().name
+        try:
+            obj = self.queryset.using(self.db).get(**{key: value})
+        except (ValueError, TypeError, ValidationError, self.queryset.model.DoesNotExist):
+            return "", ""
+        opts = obj._meta
+        try:
+            url = reverse(
+                f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]
+            )
+        except NoReverseMatch:
+            url = ""
+        return Truncator(obj).words(14), url
+
+
 class CourseListFilter(admin.SimpleListFilter):
     """A course filter that offers only the courses the user may see (the stock one lists all)."""
 
@@ -44,7 +93,36 @@ class CourseListFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
+        if not (value.isascii() and value.isdigit()):  # ?course=abc: the admin's "bad filter"
+            raise IncorrectLookupParameters(f"Not a course id: {value!r}")
         return queryset.filter(course_id=value)
+
+
+class ValidatedChangeList(ChangeList):
+    """A change list whose every filter value is checked before it reaches the database.
+
+    A value the filters cannot use is the admin's IncorrectLookupParameters (a redirect to
+    `?e=1`, "the filters were wrong"), never a 500:
+    - a NUL character anywhere in the query string (PostgreSQL's text cannot hold it, so the
+      query itself fails, long after the stock filters have accepted the value);
+    - a value a filter or the date hierarchy cannot turn into a query: the stock date
+      hierarchy builds "the next year" of `?<field>__year=9999` as year 10000 and crashes.
+    """
+
+    def get_filters(self, request):
+        if any("\x00" in value for _, values in request.GET.lists() for value in values):
+            raise IncorrectLookupParameters("NUL characters are not allowed in filters.")
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class ValidatedChangeListMixin:
+    """For every ModelAdmin of the project: lists through ValidatedChangeList."""
+
+    def get_changelist(self, request, **kwargs):
+        return ValidatedChangeList
 
 
 class CourseScopedMixin:
@@ -70,6 +148,30 @@ class CourseScopedMixin:
         if is_admin(request.user):
             return queryset
         return queryset.filter(**{f"{self.course_lookup}__in": taught_course_ids(request.user)})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        widget = getattr(formfield, "widget", None)
+        if type(widget) is ForeignKeyRawIdWidget:  # label only what the viewer may see
+            formfield.widget = ScopedRawIdWidget(
+                db_field.remote_field,
+                self.admin_site,
+                using=widget.db,
+                queryset=self.raw_id_label_queryset(db_field, request),
+            )
+        return formfield
+
+    def raw_id_label_queryset(self, db_field, request):
+        model = db_field.related_model
+        if is_admin(request.user):
+            return model._default_manager.all()
+        if model is get_user_model():
+            return visible_users(request.user)
+        if model is Course:
+            return visible_courses(request.user)
+        if model is CourseContent:
+            return CourseContent.objects.filter(course_id__in=taught_course_ids(request.user))
+        return model._default_manager.none()
 
     def teaches(self, request, obj=None) -> bool:
         """Course staff of obj's course, or of any course when there is no obj."""
@@ -115,7 +217,7 @@ def _count(model, **match):
 
 
 @admin.register(Course)
-class CourseAdmin(CourseScopedMixin, admin.ModelAdmin):
+class CourseAdmin(ValidatedChangeListMixin, CourseScopedMixin, admin.ModelAdmin):
     course_lookup = "pk"
     list_display = ["title", "content_items", "enrollment_count", "created_at", "dashboard_link"]
     search_fields = ["title"]
@@ -164,7 +266,7 @@ class CourseAdmin(CourseScopedMixin, admin.ModelAdmin):
 
 
 @admin.register(CourseContent)
-class CourseContentAdmin(CourseScopedMixin, admin.ModelAdmin):
+class CourseContentAdmin(ValidatedChangeListMixin, CourseScopedMixin, admin.ModelAdmin):
     """Listed for browsing and for the content autocomplete of the progress form."""
 
     list_display = ["title", "course", "position"]

@@ -3,8 +3,9 @@
 import logging
 import math
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError, connection
 from django.http import Http404, JsonResponse
@@ -114,6 +115,16 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, RequestDataTooBig):
         set_rollback()
         return Response(failure(413), status=413)
+    elif isinstance(exc, TooManyFieldsSent):
+        set_rollback()
+        message = (
+            f"Too many query parameters or form fields (at most "
+            f"{settings.DATA_UPLOAD_MAX_NUMBER_FIELDS})."
+        )
+        return Response(failure(400, message), status=400)
+    elif isinstance(exc, SuspiciousOperation):  # Django answers these with a 400 too
+        set_rollback()
+        return Response(failure(400), status=400)
 
     if isinstance(exc, Conflict):
         set_rollback()

@@ -18,9 +18,12 @@ def positive_int(params, name: str, default: int) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
+    # ASCII digits only (contract section 1): int() also takes "1_0", " 1" and other digits.
+    if not (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
+        raise ValidationError({name: ["A whole number of 1 or more is required."]})
     try:
         value = int(raw)
-    except (TypeError, ValueError):
+    except ValueError:  # more digits than Python converts (4300)
         raise ValidationError({name: ["A whole number of 1 or more is required."]}) from None
     if value < 1:
         raise ValidationError({name: ["A whole number of 1 or more is required."]})

@@ -12,8 +12,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from courseprogress.apiview import ApiView
 from courseprogress.exceptions import json_failure
 from courseprogress.schema import envelope, responses
 from courseprogress.throttling import TokenRequestThrottle
@@ -22,7 +22,7 @@ from progress.serializers import TokenIn, TokenOut
 logger = logging.getLogger("courseprogress.health")
 
 
-class TokenView(APIView):
+class TokenView(ApiView):
     """POST /auth/token: a username and password for the user's API token."""
 
     authentication_classes = []

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connections, models
+from django.db import connections
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -17,13 +17,23 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.timezone import localtime
 
-from courseprogress.admin import CourseListFilter, CourseScopedMixin, visible_courses
+from courseprogress.admin import (
+    CourseListFilter,
+    CourseScopedMixin,
+    ValidatedChangeListMixin,
+    visible_courses,
+)
 from courseprogress.exceptions import Conflict
 from courseprogress.models import CourseContent
 from courseprogress.permissions import is_admin, may_act_for_anyone
 from progress import admin_actions, selectors, services
 from progress.admin_actions import refusal
-from progress.models import ALLOWED_MOVES, ContentProgress, Enrollment, EnrollmentStatus
+from progress.models import (
+    ALLOWED_MOVES,
+    ContentProgress,
+    Enrollment,
+    EnrollmentStatus,
+)
 from progress.serializers import round2
 
 User = get_user_model()
@@ -94,7 +104,9 @@ def _ids(queryset, cap: int = 2000):
     return ids if len(ids) <= cap else queryset.values("pk")
 
 
-class BigTableAdmin(CourseScopedMixin, ServiceFormMixin, admin.ModelAdmin):
+class BigTableAdmin(
+    ValidatedChangeListMixin, CourseScopedMixin, ServiceFormMixin, admin.ModelAdmin
+):
     paginator = EstimatedCountPaginator
     show_full_result_count = False  # no second COUNT of the unfiltered table
     ordering = ["-id"]  # the primary key index: no sort of the whole table
@@ -140,8 +152,12 @@ class EnrollmentAdmin(CourseColumnMixin, BigTableAdmin):
     date_hierarchy = "enrolled_at"
     raw_id_fields = ["user"]
     autocomplete_fields = ["course"]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = admin_actions.ENROLLMENT_ACTIONS
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "certificate_url":  # the API's rule, as in the certify action
+            return admin_actions.certificate_url_field(label="Certificate URL")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def can_change_by_role(self, request, obj=None):
         return self.can_view_by_role(request, obj)  # course staff and admins (contract 3.7)

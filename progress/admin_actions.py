@@ -14,7 +14,11 @@ from django.template.response import TemplateResponse
 
 from courseprogress.exceptions import Conflict
 from progress import selectors, services
-from progress.models import EnrollmentStatus
+from progress.models import (
+    MAX_CERTIFICATE_URL_LENGTH,
+    EnrollmentStatus,
+    validate_certificate_url,
+)
 from progress.serializers import iso, round2
 
 MAX_LISTED_REFUSALS = 10
@@ -77,6 +81,19 @@ reenrol = _move_action(
 )
 
 
+def certificate_url_field(**kwargs) -> forms.CharField:
+    """A certificate URL in an admin form: the API's rule (progress.models.certificate_url_ok),
+    not Django's URLValidator, which also takes ftp:// and other schemes."""
+    return forms.CharField(
+        max_length=MAX_CERTIFICATE_URL_LENGTH,
+        required=False,
+        empty_value=None,
+        validators=[validate_certificate_url],
+        help_text="An absolute http(s) URL, as the API takes it.",
+        **kwargs,
+    )
+
+
 class CertifyForm(forms.Form):
     """One certificate URL per selected enrollment, filled with the stored one if any. A blank
     one is not sent: the service then uses the stored URL, or refuses when there is none."""
@@ -85,12 +102,9 @@ class CertifyForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.enrollments = enrollments
         for enrollment in enrollments:
-            self.fields[f"url_{enrollment.pk}"] = forms.URLField(
+            self.fields[f"url_{enrollment.pk}"] = certificate_url_field(
                 label=f"{enrollment.user.username} in {enrollment.course.title}",
                 initial=enrollment.certificate_url,
-                required=False,
-                max_length=500,
-                assume_scheme="https",
             )
 
     def urls(self) -> dict[int, str]:

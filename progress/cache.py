@@ -51,7 +51,10 @@ def course_page_key(course_id: int, params: dict) -> str:
 
 
 def params_digest(params: dict) -> str:
-    canonical = "&".join(f"{key}={params[key]}" for key in sorted(params))
+    """A digest of validated parameters (selectors.validated_params). As JSON, so that no value
+    can pass for another pair: joined as "k=v&k=v", {"limit": "2&order=desc"} and
+    {"limit": "2", "order": "desc"} were the same key."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
 
 

@@ -1,6 +1,7 @@
 """Enrollment and ContentProgress, stored in the guide's tables and columns (contract section 4)."""
 
 import json
+import re
 from decimal import Decimal
 
 from django.conf import settings
@@ -12,9 +13,20 @@ from django.utils import timezone
 
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 32
+# Integers a JSON consumer can be trusted with: orjson (the renderer) refuses anything outside
+# signed 64 bits, so one such number would make every cached read of the course unstorable.
+MIN_METADATA_INT, MAX_METADATA_INT = -(2**63), 2**63 - 1
 METADATA_ERRORS = {
     "not_object": "A JSON object is required.",
     "too_large": f"Metadata may be at most {MAX_METADATA_BYTES} bytes as JSON.",
+    "too_large_merged": (
+        f"Metadata may be at most {MAX_METADATA_BYTES} bytes as JSON, counting the stored keys"
+        " this update merges with."
+    ),
+    "integer_out_of_range": (
+        f"Integers in metadata must lie between {MIN_METADATA_INT} and {MAX_METADATA_INT}"
+        " (signed 64 bits)."
+    ),
     "null_characters": "Null characters are not allowed.",
     "surrogates": "Unpaired surrogate characters are not allowed.",
     "too_deep": f"Metadata may nest at most {MAX_METADATA_DEPTH} levels.",
@@ -27,8 +39,11 @@ def metadata_problem(data) -> str | None:
     - a NUL character or an unpaired surrogate in a key or string: PostgreSQL's jsonb refuses
       them and fails the whole statement;
     - nesting deeper than MAX_METADATA_DEPTH: reading it back overflows Python's recursion
-      limit, on every read of the learner and of the course.
-    The API's serializers and the admin's forms (through validate_metadata) apply it."""
+      limit, on every read of the learner and of the course;
+    - an integer outside signed 64 bits: the renderer (orjson) cannot write it, and JavaScript
+      clients would silently round it.
+    The API's serializers and the admin's forms (through validate_metadata) apply it, and the
+    services apply it again to the result of a learner's merge (what is stored)."""
     if not isinstance(data, dict):
         return "not_object"
     stack = [(data, 1)]
@@ -41,6 +56,9 @@ def metadata_problem(data) -> str | None:
                 item.encode("utf-8")  # refuses exactly the surrogate code points
             except UnicodeEncodeError:
                 return "surrogates"
+        elif isinstance(item, int):
+            if not MIN_METADATA_INT <= item <= MAX_METADATA_INT:
+                return "integer_out_of_range"
         elif isinstance(item, dict | list):
             if depth > MAX_METADATA_DEPTH:
                 return "too_deep"
@@ -54,6 +72,30 @@ def metadata_problem(data) -> str | None:
     except ValueError:
         return "not_object"
     return "too_large" if size > MAX_METADATA_BYTES else None
+
+
+# An absolute http(s) URI (RFC 3986, ASCII): host, optional port, path, query, fragment. The one
+# rule for certificate URLs: the API's field, its schema and the admin's form all use it.
+MAX_CERTIFICATE_URL_LENGTH = 500
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+CERTIFICATE_URL_PATTERN = (
+    r"^https?://(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+(?::[0-9]{1,5})?"
+    rf"(?:/(?:{_PCHAR}|/)*)?(?:[?](?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
+)
+CERTIFICATE_URL_ERROR = "Enter an absolute http(s) URL."
+
+
+def certificate_url_ok(value) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_CERTIFICATE_URL_LENGTH
+        and re.fullmatch(CERTIFICATE_URL_PATTERN, value) is not None
+    )
+
+
+def validate_certificate_url(value) -> None:
+    if value and not certificate_url_ok(value):
+        raise ValidationError(CERTIFICATE_URL_ERROR, code="invalid")
 
 
 def validate_metadata(value) -> None:

@@ -120,6 +120,14 @@ ACTIVITY_PARAMS = ("startDate", "endDate", "status", "page", "limit")
 COURSE_PAGE_PARAMS = ("status", "sortBy", "order", "page", "limit")
 
 
+def activities_pagination() -> PageLimitPagination:
+    return PageLimitPagination(default_limit=100, max_limit=1000)
+
+
+def course_page_pagination() -> PageLimitPagination:
+    return PageLimitPagination(default_limit=20, max_limit=100)
+
+
 def _relevant(params, names) -> dict:
     """The query parameters an endpoint reads; one given twice keeps its values (a 400 later)."""
     relevant = {}
@@ -142,6 +150,29 @@ def reject_blank_or_repeated(params: dict) -> None:
         raise ValidationError(errors)
 
 
+def validated_params(filterset_class, params, pagination: PageLimitPagination) -> dict:
+    """The parameters of a list endpoint as the values its page is made from; a 400 for any bad
+    one. Cached pages are keyed on these, after validation: an entry is found only for a
+    request that would have made it (`?limit=2%26order%3Ddesc` is a bad limit, not a hit on
+    `?limit=2&order=desc`), and `?page=01` shares the entry of `?page=1`."""
+    reject_blank_or_repeated(params)
+    filterset = filterset_class(params, queryset=filterset_class._meta.model.objects.none())
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    page, limit = pagination.parse(params)
+    values = {"page": page, "limit": limit}
+    for name, value in filterset.form.cleaned_data.items():
+        if value not in (None, ""):
+            values[name] = _canonical(value)
+    return values
+
+
+def _canonical(value):
+    if isinstance(value, tuple | list):
+        return [_canonical(item) for item in value]
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def activities_page(*, course_id: int, user_id: int, params) -> dict:
     """One learner's rows in a course, filtered, newest update first, one page of them."""
     reject_blank_or_repeated(params)
@@ -153,8 +184,7 @@ def activities_page(*, course_id: int, user_id: int, params) -> dict:
     )
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
-    pagination = PageLimitPagination(default_limit=100, max_limit=1000)
-    rows, meta = pagination.paginate(filterset.qs.values(*PROGRESS_VALUES), params)
+    rows, meta = activities_pagination().paginate(filterset.qs.values(*PROGRESS_VALUES), params)
     return {"results": [format_activity(row) for row in rows], "pagination": meta}
 
 
@@ -164,8 +194,9 @@ def get_activities_page(*, course_id: int, user_id: int, params) -> dict:
     if version is None:  # not enrolled: check existence, do not cache
         ensure_course_and_user(course_id=course_id, user_id=user_id)
         return activities_page(course_id=course_id, user_id=user_id, params=params)
+    validated = validated_params(ActivityFilter, params, activities_pagination())
     return cache.get_or_compute(
-        cache.activities_key(course_id, user_id, params),
+        cache.activities_key(course_id, user_id, validated),
         version,
         lambda: activities_page(course_id=course_id, user_id=user_id, params=params),
         cache.ttl("LEARNER_PROGRESS"),
@@ -259,8 +290,7 @@ def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
     )
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
-    pagination = PageLimitPagination(default_limit=20, max_limit=100)
-    enrollments, meta = pagination.paginate(
+    enrollments, meta = course_page_pagination().paginate(
         filterset.qs.values(*ENROLLMENT_VALUES, "progress"), params
     )
     return {"results": learner_entries(enrollments, course_id=course_id), "pagination": meta}
@@ -271,8 +301,9 @@ def get_course_page(*, course_id: int, params) -> dict:
     stamp = cache.course_stamp(course_id)
     if stamp is None:
         raise Http404("Course not found.")
+    validated = validated_params(CourseLearnersFilter, params, course_page_pagination())
     return cache.get_or_compute(
-        cache.course_page_key(course_id, params),
+        cache.course_page_key(course_id, validated),
         stamp,
         lambda: course_page(course_id=course_id, params=params),
         cache.ttl("COURSE_PAGE"),

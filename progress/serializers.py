@@ -6,7 +6,6 @@ describe the same fields for the OpenAPI schema, and tests compare both.
 """
 
 import math
-import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,10 +14,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from progress.models import (
+    CERTIFICATE_URL_ERROR,
+    CERTIFICATE_URL_PATTERN,
+    MAX_CERTIFICATE_URL_LENGTH,
     MAX_METADATA_BYTES,
+    MAX_METADATA_INT,
     METADATA_ERRORS,
+    MIN_METADATA_INT,
     EnrollmentStatus,
     ProgressStatus,
+    certificate_url_ok,
     metadata_problem,
 )
 
@@ -198,7 +203,11 @@ class PercentField(serializers.DecimalField):
     {
         "type": "object",
         "additionalProperties": True,
-        "description": f"A JSON object of at most {MAX_METADATA_BYTES} bytes.",
+        "description": (
+            f"A JSON object of at most {MAX_METADATA_BYTES} bytes (for a learner's update: the"
+            " stored object with the sent keys merged in), nested at most 32 levels, integers"
+            f" from {MIN_METADATA_INT} to {MAX_METADATA_INT}."
+        ),
     }
 )
 class MetadataField(serializers.JSONField):
@@ -268,36 +277,28 @@ class EnrollIn(serializers.Serializer):
     userId = IdField(required=False)
 
 
-# An absolute http(s) URI (RFC 3986, ASCII): host, optional port, path, query, fragment.
-_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
-CERTIFICATE_URL_PATTERN = (
-    r"^https?://(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+(?::[0-9]{1,5})?"
-    rf"(?:/(?:{_PCHAR}|/)*)?(?:[?](?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
-)
-
-
 @extend_schema_field(
     {
         "type": "string",
         "pattern": CERTIFICATE_URL_PATTERN,
-        "maxLength": 500,
+        "maxLength": MAX_CERTIFICATE_URL_LENGTH,
         "description": "An absolute http(s) URL (RFC 3986), at most 500 characters.",
     }
 )
 class CertificateUrlField(serializers.CharField):
-    """Exactly what the schema's pattern says: no more lenient (Django's URLValidator accepts
-    forms the pattern refuses) and no stricter (it refuses long host names the pattern allows)."""
+    """Exactly what the schema's pattern says (progress.models.certificate_url_ok, the rule the
+    admin's form applies too): no more lenient than the pattern, and no stricter."""
 
-    default_error_messages = {"invalid": "Enter an absolute http(s) URL."}
+    default_error_messages = {"invalid": CERTIFICATE_URL_ERROR}
 
     def __init__(self, **kwargs):
-        super().__init__(max_length=500, trim_whitespace=False, **kwargs)
+        super().__init__(max_length=MAX_CERTIFICATE_URL_LENGTH, trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
         value = super().to_internal_value(data)
-        if not re.fullmatch(CERTIFICATE_URL_PATTERN, value):
+        if not certificate_url_ok(value):
             self.fail("invalid")
         return value
 
@@ -330,8 +331,8 @@ class EnrollmentOut(_VirtualFields):
     enrollmentStatus = serializers.ChoiceField(choices=EnrollmentStatus.choices)
     enrollmentDate = serializers.DateTimeField()
     completionDate = serializers.DateTimeField(allow_null=True)
-    # What was stored: through the API (see CertificateUrlField) or the admin (Django's
-    # URLValidator, which also takes internationalised host names, so not always a "uri").
+    # What was stored: now always what CertificateUrlField accepts (the API and the admin share
+    # the rule), but rows written before that, or by SQL, may hold other strings.
     certificateUrl = serializers.CharField(allow_null=True, max_length=500)
     metadata = serializers.DictField()
     enrollment_created_at = serializers.DateTimeField()

@@ -20,11 +20,15 @@ from progress import cache
 from progress.models import (
     ACTIVE_ENROLLMENT_STATUSES,
     ALLOWED_MOVES,
+    CERTIFICATE_URL_ERROR,
+    METADATA_ERRORS,
     PROGRESS_RANK,
     ContentProgress,
     Enrollment,
     EnrollmentStatus,
     ProgressStatus,
+    certificate_url_ok,
+    metadata_problem,
 )
 from progress.signals import enrollment_sync_deferred, enrollment_sync_is_deferred
 
@@ -159,6 +163,12 @@ def progress_changes(
             "duration": max(duration, row.duration) if duration is not None else None,
             "metadata": {**(row.metadata or {}), **metadata} if metadata else None,
         }
+    if not exact and row.pk is not None and wanted["metadata"] is not None:
+        # The rule is on what is stored: a merge of keys that each passed can still outgrow it.
+        problem = metadata_problem(wanted["metadata"])
+        if problem:
+            code = "too_large_merged" if problem == "too_large" else problem
+            raise ValidationError({"metadata": [METADATA_ERRORS[code]]}, code=code)
     return {
         name: value
         for name, value in wanted.items()
@@ -169,16 +179,20 @@ def progress_changes(
 def progress_update_changes(stored: ContentProgress | None, **update) -> bool:
     """Whether record_progress(**update) would write anything to `stored` (None: a new row).
 
-    Lets an import skip rows already as asked, so a second run changes nothing. An update the
-    service would refuse counts as a change, so that the caller gets the service's error.
+    Lets an import skip rows already as asked, so a second run changes nothing, and an export
+    imports back unchanged: a row that already holds exactly the values sent (a LOCKED row, a
+    learner's row in a DROPPED enrollment) is no change, whoever may write it. Any other update
+    the service would refuse counts as a change, so that the caller gets the service's error.
     """
-    if stored is None or (
-        update.get("status") == ProgressStatus.LOCKED and not update.get("exact")
-    ):
+    if stored is None:
+        return True
+    if not progress_changes(stored, **{**update, "exact": True}):
+        return False  # already exactly as asked
+    if update.get("status") == ProgressStatus.LOCKED and not update.get("exact"):
         return True
     try:
         return bool(progress_changes(stored, **update))
-    except Conflict:
+    except (Conflict, ValidationError):
         return True
 
 
@@ -319,6 +333,8 @@ def update_enrollment(
 
 
 def _update(enrollment: Enrollment, to_status, *, certificate_url, metadata) -> Enrollment:
+    if certificate_url not in (UNSET, None, "") and not certificate_url_ok(certificate_url):
+        raise ValidationError({"certificateUrl": [CERTIFICATE_URL_ERROR]})  # 400 before 409
     moving = to_status is not UNSET and to_status != enrollment.status
     if moving:
         _check_move(enrollment, to_status)

@@ -6,8 +6,8 @@ from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from courseprogress.apiview import ApiView
 from courseprogress.exceptions import AccessDenied
 from courseprogress.permissions import (
     CanViewLearnerProgress,
@@ -63,7 +63,7 @@ DATE_HELP = (
 )
 
 
-class LearnerProgressView(APIView):
+class LearnerProgressView(ApiView):
     permission_classes = [IsAuthenticated, CanViewLearnerProgress]
     success_message = "User progress retrieved successfully"
 
@@ -83,7 +83,7 @@ class LearnerProgressView(APIView):
         return Response(selectors.get_learner_progress(course_id=course_id, user_id=user_id))
 
 
-class ActivitiesView(APIView):
+class ActivitiesView(ApiView):
     permission_classes = [IsAuthenticated, CanViewLearnerProgress]
     success_message = "Activity logs retrieved successfully"
 
@@ -120,7 +120,7 @@ class ActivitiesView(APIView):
         return Response(Paginated(page))
 
 
-class CourseLearnersView(APIView):
+class CourseLearnersView(ApiView):
     permission_classes = [IsAuthenticated, IsCourseStaffOrAdmin]
     success_message = "All users progress retrieved successfully"
 
@@ -155,7 +155,7 @@ class CourseLearnersView(APIView):
         return Response(Paginated(page))
 
 
-class CourseAnalyticsView(APIView):
+class CourseAnalyticsView(ApiView):
     permission_classes = [IsAuthenticated, IsCourseStaffOrAdmin]
     success_message = "Course analytics retrieved successfully"
 
@@ -175,7 +175,7 @@ class CourseAnalyticsView(APIView):
         return Response(selectors.get_course_analytics(course_id=course_id))
 
 
-class ProgressUpdateView(APIView):
+class ProgressUpdateView(ApiView):
     permission_classes = [IsAuthenticated]
     throttle_classes = [ProgressUpdateThrottle]
     success_message = "Progress updated successfully"
@@ -235,7 +235,7 @@ class ProgressUpdateView(APIView):
         return Response(format_progress(vars(row)))
 
 
-class BulkProgressView(APIView):
+class BulkProgressView(ApiView):
     permission_classes = [IsAuthenticated]
     success_message = "Users progress retrieved successfully"
 
@@ -280,7 +280,7 @@ ENROL_MESSAGES = {
 }
 
 
-class EnrollmentsView(APIView):
+class EnrollmentsView(ApiView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -328,7 +328,7 @@ class EnrollmentsView(APIView):
         )
 
 
-class EnrollmentDetailView(APIView):
+class EnrollmentDetailView(ApiView):
     permission_classes = [IsAuthenticated]
     success_message = "Enrollment updated successfully"
 

@@ -1,9 +1,13 @@
 """Personas, token clients and a course with content, shared by every test."""
 
+import uuid
+
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
+from django.test.signals import setting_changed
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -29,12 +33,49 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# The tests' own Redis keys: the Redis database REDIS_URL names may hold anybody's data (`make
+# run` on the same URL uses the prefix "cp"), so the tests write under a prefix of this run's
+# own and delete only keys under it, never the whole database (FLUSHDB is what cache.clear()
+# does on Redis).
+TEST_KEY_PREFIX = f"cptest-{uuid.uuid4().hex[:12]}"
+
+
+def _private_key_prefix() -> None:
+    default = settings.CACHES["default"]
+    if default["BACKEND"] == "django_redis.cache.RedisCache":
+        settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": TEST_KEY_PREFIX}}
+        setting_changed.send(sender=None, setting="CACHES", value=settings.CACHES, enter=True)
+
+
+_private_key_prefix()
+
+
+def clear_test_cache(target=None) -> None:
+    """Delete what the tests wrote to the cache, and nothing else: on Redis the keys under the
+    tests' prefix (any version); local memory belongs to this process anyway."""
+    target = target or caches["default"]
+    if not hasattr(target, "delete_pattern"):
+        target.clear()
+        return
+    prefix = target.key_prefix
+    assert prefix, "a Redis cache without a key prefix would be cleared as a whole"
+    connection = target.client.get_client(write=True)
+    batch = []
+    for key in connection.scan_iter(match=f"{prefix}:*", count=1000):
+        batch.append(key)
+        if len(batch) == 1000:
+            connection.unlink(*batch)
+            batch = []
+    if batch:
+        connection.unlink(*batch)
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
     """Tests share one Redis (or one local-memory cache); start each from empty."""
-    cache.clear()
+    clear_test_cache()
     yield
-    cache.clear()
+    clear_test_cache()
 
 
 @pytest.fixture

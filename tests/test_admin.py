@@ -7,6 +7,7 @@ taught by `other_instructor`, with dave IN_PROGRESS.
 
 import csv
 import io
+import re
 from datetime import datetime
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -322,7 +324,47 @@ def test_certify_with_a_bad_url_shows_the_form_again(as_instructor, world):
         },
     )
     assert response.status_code == 200
-    assert b"Enter a valid URL." in response.content
+    assert b"Enter an absolute http(s) URL." in response.content
+    assert status_of(world, "bob") == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://certs.example.com/bob", "javascript://x/%0aalert(1)", "https://", "/relative"],
+)
+def test_admin_refuses_certificate_urls_the_api_refuses(as_instructor, world, client_for, url):
+    """One rule for both: what the admin stores, the API (3.1) would have accepted."""
+    bob = world.enrollment["bob"]
+    response = as_instructor.post(
+        ENROLLMENTS,
+        {"action": "certify", "_selected_action": [bob.pk], "apply": "yes", f"url_{bob.pk}": url},
+    )
+    assert b"Enter an absolute http(s) URL." in response.content
+    response = as_instructor.post(
+        f"{ENROLLMENTS}{bob.pk}/change/",
+        enrollment_form(bob, status="CERTIFIED", certificate_url=url),
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["certificate_url"] == [
+        "Enter an absolute http(s) URL."
+    ]
+    stored = Enrollment.objects.get(pk=bob.pk)
+    assert (stored.status, stored.certificate_url) == ("COMPLETED", None)
+    api = client_for(world.instructor).patch(
+        f"/user-progress/enrollments/{bob.pk}",
+        {"enrollmentStatus": "CERTIFIED", "certificateUrl": url},
+        format="json",
+    )
+    assert api.status_code == 400
+    assert api.json()["errors"] == {"certificateUrl": ["Enter an absolute http(s) URL."]}
+
+
+def test_services_refuse_a_certificate_url_outside_the_rule(world):
+    """Commands and shells go through the same rule as the API and the admin."""
+    bob = world.enrollment["bob"]
+    with pytest.raises(ValidationError) as refused:
+        services.move_enrollment(bob.pk, "CERTIFIED", certificate_url="ftp://x.example/1")
+    assert refused.value.message_dict == {"certificateUrl": ["Enter an absolute http(s) URL."]}
     assert status_of(world, "bob") == "COMPLETED"
 
 
@@ -527,6 +569,11 @@ def test_progress_form_change_sets_the_row_exactly(as_superuser, world):
         ('{"note": "a\\u0000b"}', "Null characters are not allowed."),
         ("[1, 2]", "A JSON object is required."),
         ('{"a": ' * 40 + "1" + "}" * 40, "Metadata may nest at most 32 levels."),
+        (
+            '{"a": 18446744073709551616}',
+            "Integers in metadata must lie between -9223372036854775808 and"
+            " 9223372036854775807 (signed 64 bits).",
+        ),
     ],
 )
 def test_forms_refuse_metadata_the_api_refuses(as_superuser, world, metadata, message):
@@ -773,3 +820,85 @@ def test_course_autocomplete_counts_nothing(as_superuser, world):
     sql = " ".join(query["sql"] for query in captured.captured_queries)
     assert "enrollments" not in sql
     assert "courseprogress_coursecontent" not in sql
+
+
+# --- list filters and the date hierarchy: a bad value is "?e=1", never a 500 ----------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{ENROLLMENTS}?course=abc",
+        f"{ENROLLMENTS}?course=1%00",
+        f"{ENROLLMENTS}?course=%D9%A1",
+        f"{ENROLLMENTS}?status__exact=%00",
+        f"{ENROLLMENTS}?q=%00",
+        f"{ENROLLMENTS}?enrolled_at__year=9999",
+        f"{ENROLLMENTS}?enrolled_at__year=9999&enrolled_at__month=12",
+        f"{ENROLLMENTS}?enrolled_at__year=0",
+        f"{ENROLLMENTS}?enrolled_at__year=abc",
+        f"{PROGRESS}?course=abc",
+        f"{PROGRESS}?status__exact=%00",
+        f"{COURSES}?created_at__year=9999",
+        f"{COURSES}?created_at__year=9999&created_at__month=12&created_at__day=31",
+        f"{CONTENTS}?course=x",
+    ],
+)
+def test_bad_filter_values_are_the_admins_bad_filter_page(as_superuser, world, url):
+    response = as_superuser.get(url)
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+    assert as_superuser.get(response["Location"]).status_code == 200
+
+
+def test_a_valid_year_still_filters(as_superuser, world):
+    year = world.enrollment["alice"].enrolled_at.year
+    assert len(listed(as_superuser.get(f"{ENROLLMENTS}?enrolled_at__year={year}"))) == 4
+    assert listed(as_superuser.get(f"{ENROLLMENTS}?enrolled_at__year=9998")) == []
+
+
+def test_too_many_form_fields_are_a_400(as_superuser, world):
+    fields = {f"field{i}": "1" for i in range(1001)}
+    assert as_superuser.post(f"{ENROLLMENTS}add/", fields).status_code == 400
+    assert as_superuser.get(ENROLLMENTS, fields).status_code == 400
+
+
+# --- raw-id widgets name only what the viewer may see -----------------------------------------
+
+
+def raw_id_label(response, field="user") -> str:
+    """What the raw-id widget shows next to the id box (the stock template's <strong>)."""
+    widget = response.context["adminform"].form[field]
+    html = str(widget)
+    start = html.find("<strong>")
+    label = html[start + 8 : html.find("</strong>", start)] if start >= 0 else ""
+    return re.sub(r"<[^>]+>", "", label)  # the name, without its link
+
+
+def test_instructor_sees_no_username_behind_an_id_they_cannot_see(as_instructor, world, superuser):
+    for stranger in (superuser, world.dave, world.other_instructor):
+        response = as_instructor.get(f"{ENROLLMENTS}add/?user={stranger.pk}")
+        assert response.status_code == 200
+        assert raw_id_label(response) == ""
+        assert stranger.username.encode() not in response.content
+
+
+@pytest.mark.parametrize("who", ["alice", "carol", "instructor"])
+def test_instructor_sees_the_names_of_their_own_learners_and_themself(as_instructor, world, who):
+    user = world.instructor if who == "instructor" else getattr(world, who)
+    response = as_instructor.get(f"{ENROLLMENTS}add/?user={user.pk}")
+    assert raw_id_label(response) == user.username
+
+
+@pytest.mark.parametrize("value", ["abc", "1%00", "99999999999999999999", "-1"])
+def test_raw_id_widget_takes_any_value_without_a_500(as_instructor, world, value):
+    response = as_instructor.get(f"{ENROLLMENTS}add/?user={value}")
+    assert response.status_code == 200
+    assert raw_id_label(response) == ""
+
+
+def test_admins_see_every_username_behind_an_id(as_superuser, world):
+    response = as_superuser.get(f"{ENROLLMENTS}add/?user={world.dave.pk}")
+    assert raw_id_label(response) == "dave"
+    response = as_superuser.get(f"{PROGRESS}add/?content={world.contents[0].pk}")
+    assert raw_id_label(response, "content") == str(world.contents[0])

@@ -167,6 +167,7 @@ def test_redis_unreachable_falls_back_to_the_database(settings, token, ignore_ex
     caches = redis_cache_settings(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.1)
     caches["default"]["OPTIONS"]["IGNORE_EXCEPTIONS"] = ignore_exceptions
     settings.CACHES = caches
+    settings.THROTTLE_CACHE = "default"
     assert token_queries(token.key) == (200, 1)
     assert token_queries(token.key) == (200, 1)
     token.delete()

@@ -27,6 +27,7 @@ ROLES = (
     "system_user",
 )
 MISSING = 987654
+MANY = "&".join(f"p{n}=1" for n in range(1001))
 
 # name: (method, path, body), then the expected status for each role, in ROLES order.
 # fmt: off
@@ -56,6 +57,12 @@ MATRIX = {
     "wrong method on update":           (("put", "/user-progress/update", {}),                                   (401, 405, 405, 405, 405, 405, 405, 405)),
     "wrong method on analytics":        (("delete", "/user-progress/course/{course}/analytics", None),           (401, 403, 403, 405, 403, 405, 405, 403)),
     "wrong method on enrollment":       (("get", "/user-progress/enrollments/{enrollment}", None),               (401, 405, 405, 405, 405, 405, 405, 405)),
+    # Bad formats and query strings come after authorisation (issue 13): nothing before 401/403.
+    "course page, unknown format":      (("get", "/user-progress/course/{course}/all?format=xml", None),         (401, 403, 403, 400, 403, 400, 400, 403)),
+    "progress, unknown format":         (("get", "/user-progress/{course}/{learner}?format=xml", None),          (401, 400, 403, 400, 403, 400, 400, 403)),
+    "course page, 1001 parameters":     (("get", "/user-progress/course/{course}/all?" + MANY, None),            (401, 403, 403, 400, 403, 400, 400, 403)),
+    # An endpoint whose role check reads the body (3.3) refuses an unusable query string first.
+    "update, 1001 parameters":          (("post", "/user-progress/update?" + MANY, UPDATE),                      (401, 400, 400, 400, 400, 400, 400, 400)),
 }
 # fmt: on
 

@@ -245,6 +245,7 @@ def test_an_expired_analytics_entry_is_computed_about_once(
 def private_redis(settings):
     server = RedisServer().start()
     settings.CACHES = redis_cache_settings(server.url)
+    settings.THROTTLE_CACHE = "default"  # as with REDIS_URL set: the throttles count in Redis
     yield server
     server.close()
 
@@ -361,3 +362,73 @@ def test_cache_is_the_configured_one(settings):
 
     backend = type(caches["default"]).__name__
     assert backend == ("RedisCache" if os.environ.get("REDIS_URL") else "LocMemCache")
+
+
+def test_the_suite_deletes_only_the_keys_it_wrote(settings):
+    """`make test` on a REDIS_URL that holds someone's data (the README's own example) leaves
+    that data alone: the tests write under their own prefix and delete only that."""
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    from tests.conftest import TEST_KEY_PREFIX, clear_test_cache
+
+    server = RedisServer().start()
+    try:
+        others = redis.Redis(port=server.port)
+        others.set("cp:1:learner:v2:1:1", b"the app's entry")
+        others.set("somebody-else", b"not ours")
+        private = redis_cache_settings(server.url)
+        private["default"]["KEY_PREFIX"] = TEST_KEY_PREFIX
+        with override_settings(CACHES=private):
+            caches["default"].set("mine", 1)
+            caches["default"].set("mine", 2, version=7)
+            assert others.dbsize() == 4
+            clear_test_cache(caches["default"])
+            assert sorted(others.keys()) == [b"cp:1:learner:v2:1:1", b"somebody-else"]
+    finally:
+        server.close()
+    # Whatever the mode, the suite's own cache never has the app's prefix.
+    assert settings.CACHES["default"].get("KEY_PREFIX") != "cp"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "field"),
+    [
+        ("?limit=2&order=desc", "?limit=2%26order%3Ddesc", "limit"),
+        ("?status=ENROLLED&limit=2", "?status=ENROLLED%26limit%3D2", "status"),
+        ("?page=1&limit=2", "?page=1%26limit%3D2", "page"),
+    ],
+)
+def test_an_escaped_ampersand_never_finds_another_requests_entry(
+    client_for, instructor, course, enrolled, cached, asked, field
+):
+    """Validation runs before the cache is consulted, and the key is built from the validated
+    values, so a value holding "&" and "=" is a bad value, not another request's page."""
+    client = client_for(instructor)
+    url = f"/user-progress/course/{course.pk}/all"
+    assert client.get(url + cached).status_code == 200
+    response = client.get(url + asked)
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_an_escaped_ampersand_in_activities_is_a_400_after_a_cached_page(
+    client_for, learner, course, enrolled
+):
+    client = client_for(learner)
+    url = f"/user-progress/{course.pk}/{learner.pk}/activities"
+    assert client.get(url + "?limit=2&status=COMPLETED").status_code == 200
+    response = client.get(url + "?limit=2%26status%3DCOMPLETED")
+    assert response.status_code == 400
+    assert "limit" in response.json()["errors"]
+
+
+def test_equal_validated_parameters_share_one_entry(
+    client_for, instructor, course, enrolled, django_assert_num_queries
+):
+    client = client_for(instructor)
+    url = f"/user-progress/course/{course.pk}/all"
+    first = client.get(url + "?page=1&limit=20&order=asc").json()
+    with django_assert_num_queries(2):  # staff check, course stamp (token cached): a hit
+        second = client.get(url + "?order=asc&limit=20&page=01").json()
+    assert second == first

@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import DatabaseError
@@ -50,7 +50,14 @@ def parse_moment(text: str, *, date_means: str = "start") -> datetime | None:
     except ValueError:  # well formed but impossible, e.g. 2025-02-30
         return None
     if moment is not None:
-        return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+        if timezone.is_naive(moment):
+            return timezone.make_aware(moment)
+        # In UTC: PostgreSQL refuses offsets beyond 15:59, which ISO 8601 allows (+23:59), and
+        # would fail the whole batch. Near the ends of the calendar UTC may not exist.
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            return None
     if day is None:
         return None
     if date_means == "end":

@@ -94,6 +94,17 @@ def _enrollment_only(data: dict) -> bool:
     )
 
 
+def _arguments(fields: dict, exact: bool) -> dict:
+    """services.record_progress's arguments for a row's validated fields."""
+    return {
+        "status": fields["progressStatus"],
+        "percent": fields.get("progressPercent"),
+        "duration": fields.get("activityDuration"),
+        "metadata": fields.get("metadata"),
+        "exact": exact,
+    }
+
+
 class Importer:
     def __init__(self, *, exact: bool, dry_run: bool, on_error):
         self.exact = exact
@@ -185,6 +196,14 @@ class Importer:
         valid = []
         for row in rows:
             error = lookups.check(row)
+            if error is None and not lookups.active(row):
+                # A row already as asked is no change, whatever the enrollment's state: an
+                # export (DROPPED and EXPIRED learners included) imports back unchanged.
+                stored = lookups.rows.get(row.key)
+                if not services.progress_update_changes(stored, **_arguments(row.fields, True)):
+                    outcomes[row.index] = SKIPPED
+                    continue
+                error = services.NO_ACTIVE_ENROLLMENT
             if error:
                 outcomes[row.index] = error
             else:
@@ -196,13 +215,7 @@ class Importer:
         for row in valid:
             fields = row.fields
             stored = lookups.rows.get(row.key)
-            arguments = {
-                "status": fields["progressStatus"],
-                "percent": fields.get("progressPercent"),
-                "duration": fields.get("activityDuration"),
-                "metadata": fields.get("metadata"),
-                "exact": self.exact,
-            }
+            arguments = _arguments(fields, self.exact)
             if not services.progress_update_changes(stored, **arguments):
                 outcomes[row.index] = SKIPPED
                 continue
@@ -266,7 +279,8 @@ class Lookups:
         }
 
     def check(self, row: Row) -> str | None:
-        """The first rule the row breaks, in the API's order; sets row.resolved_user_id."""
+        """The first existence rule the row breaks, in the API's order (the enrollment's state
+        is `active`); sets row.resolved_user_id."""
         user_id = row.user_id
         if row.username:
             named = self.by_name.get(row.username)
@@ -283,6 +297,8 @@ class Lookups:
             return f"courseId: Course {course_id} does not exist."
         if (course_id, row.fields["courseContentId"]) not in self.contents:
             return f"courseContentId: {services.NOT_IN_COURSE}"
-        if self.enrollments.get((user_id, course_id)) not in ACTIVE_ENROLLMENT_STATUSES:
-            return services.NO_ACTIVE_ENROLLMENT
         return None
+
+    def active(self, row: Row) -> bool:
+        """Whether the row's learner (checked) has an active enrollment in its course."""
+        return self.enrollments.get(row.key[:2]) in ACTIVE_ENROLLMENT_STATUSES

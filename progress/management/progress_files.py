@@ -105,7 +105,8 @@ def csv_values(row: dict) -> dict:
         elif key == "progressPercent" and _DECIMAL.fullmatch(value):
             value = float(value)
         elif key == "metadata":
-            with contextlib.suppress(ValueError):  # else it stays text: "A JSON object ..."
+            # Else it stays text: "A JSON object is required." (also when nested too deeply).
+            with contextlib.suppress(ValueError, RecursionError):
                 value = json.loads(value)
         data[key] = value
     return data
@@ -119,6 +120,9 @@ def _read_jsonl(stream):
             data = json.loads(text)
         except ValueError as exc:
             yield Record(number, None, text.rstrip("\r\n"), f"not valid JSON ({exc})")
+            continue
+        except RecursionError:  # a line nested thousands deep: this line's error, not a crash
+            yield Record(number, None, text.rstrip("\r\n"), "JSON nested too deeply to read")
             continue
         if not isinstance(data, dict):
             yield Record(number, None, text.rstrip("\r\n"), "a JSON object is required")

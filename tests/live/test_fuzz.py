@@ -191,6 +191,8 @@ def check_hostile_bodies(server, data):
         "body nested 5000 deep": f'{update}, "metadata": {{"a": {nested(5000)}}}}}',
         "a 5000-digit integer": f'{update}, "activityDuration": {"9" * 5000}}}',
         "an id of 1e400": f'{update}, "userId": 1e400}}',
+        "an integer beyond 64 bits in metadata": f'{update}, "metadata": {{"a": {2**64}}}}}',
+        "an integer below -2**63 in metadata": f'{update}, "metadata": {{"a": [{-(2**63) - 1}]}}}}',
     }
     learner = {"Authorization": f"Token {data['tokens']['learner']}"}
     admin = {"Authorization": f"Token {data['tokens']['admin']}"}
@@ -223,8 +225,26 @@ def check_hostile_bodies(server, data):
         timeout=10,
     )
     answers["a date-time offset of +19:53"] = response.status_code
+    # Keys that each fit, merged into one stored object that would not (issue 13).
+    growth = []
+    for n in range(3):
+        response = requests.post(
+            f"{server.url}/user-progress/update",
+            json={
+                "courseId": course,
+                "courseContentId": content,
+                "progressStatus": "IN_PROGRESS",
+                "metadata": {f"k{n}": "x" * 9000},
+            },
+            headers=learner,
+            timeout=10,
+        )
+        growth.append(response.status_code)
+    answers["metadata merged past 16 KiB"] = growth[-1]
     failed = {name: status for name, status in answers.items() if status >= 500}
     assert not failed, f"server errors: {failed} (all answers: {answers})"
+    refused = {name: status for name, status in answers.items() if "metadata" in name}
+    assert set(refused.values()) == {400}, answers
 
     reads = {
         "learner's progress": (f"/user-progress/{course}/{data['users']['learner']}", learner),
