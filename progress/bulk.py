@@ -1,8 +1,8 @@
 """Set-based versions of the services, for bulk paths (seeding, imports, backfills).
 
 bulk_create, COPY and QuerySet.update() send no signals, so sync_enrollment_status never sees
-their rows. These apply the same rule as services.automatic_status / services.progress_stats to
-many enrollments in a few statements (tests/test_commands.py checks that they agree). The cache
+their rows. These apply the rule of progress/rules.py (automatic_target, FINISHED dated) to many
+enrollments in a few statements, in SQL (tests/test_commands.py checks that they agree). The cache
 stamps of whatever they write are moved by the database's triggers (progress/cache.py).
 """
 
@@ -29,14 +29,12 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from courseprogress.models import CourseContent
-from progress import cache
+from progress import cache, rules
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
 
-AUTOMATIC_FROM = (EnrollmentStatus.ENROLLED, EnrollmentStatus.IN_PROGRESS)
-_HAS_COMPLETION = (EnrollmentStatus.COMPLETED, EnrollmentStatus.CERTIFIED)
 # The enrollments the rule may move or date: the rest never drift.
-DRIFT_CANDIDATES = Q(status__in=AUTOMATIC_FROM) | Q(
-    status__in=_HAS_COMPLETION, completed_at__isnull=True
+DRIFT_CANDIDATES = Q(status__in=rules.MOVES_AUTOMATICALLY) | Q(
+    status__in=rules.FINISHED, completed_at__isnull=True
 )
 
 
@@ -88,18 +86,17 @@ def enrollment_status_targets(enrollments: QuerySet | None = None) -> QuerySet:
         .annotate(n=Count("id"))
         .values("n")
     )
-    activity = [ProgressStatus.IN_PROGRESS, ProgressStatus.COMPLETED]
     return (
         qs.filter(DRIFT_CANDIDATES)
         .alias(
             n_contents=Coalesce(contents, 0),
             n_completed=Coalesce(completed, 0),
-            has_activity=Exists(rows.filter(status__in=activity)),
+            has_activity=Exists(rows.filter(status__in=rules.ACTIVITY)),
         )
         .annotate(
             target_status=Case(
                 When(
-                    status__in=AUTOMATIC_FROM,
+                    status__in=rules.MOVES_AUTOMATICALLY,
                     n_contents__gt=0,
                     n_completed__gte=F("n_contents"),
                     then=Value(EnrollmentStatus.COMPLETED),
@@ -141,7 +138,7 @@ def enrollment_status_drift(enrollments: QuerySet | None = None) -> list[dict]:
         )
     for row in rows:
         target = row["target_status"]
-        dated = target in _HAS_COMPLETION
+        dated = target in rules.FINISHED
         if target != row["status"] or (dated and row["completed_at"] is None):
             completion_date = row.pop("completion_date")
             row["target_completed_at"] = completion_date if dated else row["completed_at"]
@@ -182,7 +179,7 @@ def apply_enrollment_status_drift(enrollment_ids: Iterable[int]) -> list[dict]:
         now = timezone.now()
         for (target, moving), group in groups.items():
             values = {"status": target}
-            if target in _HAS_COMPLETION:
+            if target in rules.FINISHED:
                 values["completed_at"] = Coalesce(F("completed_at"), completion_date_expression())
             if moving:
                 values["updated_at"] = now

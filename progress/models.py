@@ -11,6 +11,9 @@ from django.db.models import JSONField, Q, Value
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from progress import rules
+from progress.rules import EnrollmentStatus, ProgressStatus
+
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 32
 # Integers a JSON consumer can be trusted with: orjson (the renderer) refuses anything outside
@@ -104,55 +107,6 @@ def validate_metadata(value) -> None:
         raise ValidationError(METADATA_ERRORS[problem], code=problem)
 
 
-class EnrollmentStatus(models.TextChoices):
-    ENROLLED = "ENROLLED"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    CERTIFIED = "CERTIFIED"
-    DROPPED = "DROPPED"
-    EXPIRED = "EXPIRED"
-
-
-class ProgressStatus(models.TextChoices):
-    NOT_STARTED = "NOT_STARTED"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    LOCKED = "LOCKED"
-
-
-ACTIVE_ENROLLMENT_STATUSES = frozenset(
-    {
-        EnrollmentStatus.ENROLLED,
-        EnrollmentStatus.IN_PROGRESS,
-        EnrollmentStatus.COMPLETED,
-        EnrollmentStatus.CERTIFIED,
-    }
-)
-
-# The moves a person (or a command) may ask for; automatic moves follow the same arrows forward.
-ALLOWED_MOVES: dict[str, frozenset[str]] = {
-    EnrollmentStatus.ENROLLED: frozenset(
-        {EnrollmentStatus.IN_PROGRESS, EnrollmentStatus.DROPPED, EnrollmentStatus.EXPIRED}
-    ),
-    EnrollmentStatus.IN_PROGRESS: frozenset(
-        {EnrollmentStatus.COMPLETED, EnrollmentStatus.DROPPED, EnrollmentStatus.EXPIRED}
-    ),
-    EnrollmentStatus.COMPLETED: frozenset(
-        {EnrollmentStatus.CERTIFIED, EnrollmentStatus.DROPPED, EnrollmentStatus.EXPIRED}
-    ),
-    EnrollmentStatus.CERTIFIED: frozenset(),
-    EnrollmentStatus.DROPPED: frozenset({EnrollmentStatus.ENROLLED}),
-    EnrollmentStatus.EXPIRED: frozenset({EnrollmentStatus.ENROLLED}),
-}
-
-# How far a progress status has got; the learner merge keeps the further one.
-PROGRESS_RANK = {
-    ProgressStatus.NOT_STARTED: 0,
-    ProgressStatus.IN_PROGRESS: 1,
-    ProgressStatus.COMPLETED: 2,
-}
-
-
 def _in(field: str, choices) -> Q:
     return Q(**{f"{field}__in": [value for value, _ in choices.choices]})
 
@@ -231,7 +185,7 @@ class Enrollment(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in ACTIVE_ENROLLMENT_STATUSES
+        return self.status in rules.ACTIVE
 
 
 class ContentProgress(models.Model):

@@ -29,7 +29,7 @@ from rest_framework.exceptions import ValidationError
 
 from courseprogress.models import Course, CourseContent
 from courseprogress.pagination import PageLimitPagination
-from progress import cache
+from progress import cache, rules
 from progress.filters import ActivityFilter, CourseLearnersFilter
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
 from progress.serializers import (
@@ -338,7 +338,7 @@ def course_analytics(*, course_id: int) -> dict:
     `IN (SELECT userid ...)` filter is a hashed subplan, built once); 3. the items in course
     order. Python only adds up one line per content item (bench/RESULTS.md has the plans).
     """
-    completed = [EnrollmentStatus.COMPLETED, EnrollmentStatus.CERTIFIED]
+    completed = rules.FINISHED
     stats = Course.objects.filter(pk=course_id).aggregate(
         course=Count("id", distinct=True),
         total=Count("enrollments"),
@@ -472,7 +472,7 @@ def learners_furthest_behind(*, course_id: int, contents: int, limit: int = 10) 
     ties go to whoever enrolled earliest."""
     return list(
         course_learners(course_id=course_id, contents=contents)
-        .filter(status__in=[EnrollmentStatus.ENROLLED, EnrollmentStatus.IN_PROGRESS])
+        .filter(status__in=rules.MOVES_AUTOMATICALLY)
         .order_by("progress", "enrolled_at", "user_id")
         .values("id", "user_id", "user__username", "status", "progress", "enrolled_at")[:limit]
     )

@@ -6,6 +6,8 @@ so simultaneous first updates make one row and simultaneous completions of the l
 cannot both miss each other.
 """
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -16,13 +18,10 @@ from django.utils import timezone
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import CourseContent
-from progress import cache
+from progress import cache, rules
 from progress.models import (
-    ACTIVE_ENROLLMENT_STATUSES,
-    ALLOWED_MOVES,
     CERTIFICATE_URL_ERROR,
     METADATA_ERRORS,
-    PROGRESS_RANK,
     ContentProgress,
     Enrollment,
     EnrollmentStatus,
@@ -30,7 +29,6 @@ from progress.models import (
     certificate_url_ok,
     metadata_problem,
 )
-from progress.signals import enrollment_sync_deferred, enrollment_sync_is_deferred
 
 HUNDRED = Decimal("100.00")
 NO_ACTIVE_ENROLLMENT = "The learner has no active enrollment in this course."
@@ -106,7 +104,7 @@ def record_progress(
         content_ok = enrollment.content_in_course if enrollment else content_in_course.exists()
         if not content_ok:
             raise ValidationError({"courseContentId": [NOT_IN_COURSE]})
-        if enrollment is None or enrollment.status not in ACTIVE_ENROLLMENT_STATUSES:
+        if enrollment is None or enrollment.status not in rules.ACTIVE:
             raise Conflict(NO_ACTIVE_ENROLLMENT)
         row = (
             ContentProgress.objects.select_for_update()
@@ -126,7 +124,7 @@ def record_progress(
                 setattr(row, name, value)
             # The receiver would lock the enrollment again: sync it here, where it is locked,
             # unless a bulk writer defers the sync to the end of its batch.
-            deferred = enrollment_sync_is_deferred()
+            deferred = _sync_deferred.get()
             with enrollment_sync_deferred():
                 row.save()
             if not deferred:
@@ -158,7 +156,7 @@ def progress_changes(
         if row.status == ProgressStatus.LOCKED:
             raise Conflict("This content is locked for the learner.")
         wanted = {
-            "status": max(status, row.status, key=PROGRESS_RANK.__getitem__),
+            "status": max(status, row.status, key=rules.PROGRESS_RANK.__getitem__),
             "percent": max(percent, row.percent) if percent is not None else None,
             "duration": max(duration, row.duration) if duration is not None else None,
             "metadata": {**(row.metadata or {}), **metadata} if metadata else None,
@@ -205,28 +203,46 @@ def progress_stats(*, user_id: int, course_id: int) -> ProgressStats:
         "progress_rows",
         condition=Q(progress_rows__user_id=user_id, progress_rows__course_id=course_id),
     )
-    active = [ProgressStatus.IN_PROGRESS, ProgressStatus.COMPLETED]
     stats = (
         CourseContent.objects.filter(course_id=course_id)
         .annotate(mine=mine)
         .aggregate(
             contents=Count("id"),
             completed=Count("mine", filter=Q(mine__status=ProgressStatus.COMPLETED)),
-            active=Count("mine", filter=Q(mine__status__in=active)),
+            active=Count("mine", filter=Q(mine__status__in=rules.ACTIVITY)),
         )
     )
     return ProgressStats(**stats)
 
 
 def automatic_status(enrollment: Enrollment, stats: ProgressStats) -> str:
-    """Where the automatic moves take an enrollment; they never go backwards."""
-    if enrollment.status not in (EnrollmentStatus.ENROLLED, EnrollmentStatus.IN_PROGRESS):
-        return enrollment.status
-    if stats.contents and stats.completed >= stats.contents:
-        return EnrollmentStatus.COMPLETED
-    if stats.active and enrollment.status == EnrollmentStatus.ENROLLED:
-        return EnrollmentStatus.IN_PROGRESS
-    return enrollment.status
+    """Where the automatic moves take this enrollment (rules.automatic_target)."""
+    return rules.automatic_target(
+        enrollment.status, contents=stats.contents, completed=stats.completed, active=stats.active
+    )
+
+
+# A bulk writer (the import) defers the sync of each row's enrollment to the end of its batch,
+# where it syncs them all set-based (progress.bulk.apply_enrollment_status_drift).
+_sync_deferred = ContextVar("enrollment_sync_deferred", default=False)
+
+
+@contextmanager
+def enrollment_sync_deferred():
+    """Within this block (this thread only), progress row writes do not sync their enrollment:
+    the caller syncs the enrollments it touched before it commits."""
+    token = _sync_deferred.set(True)
+    try:
+        yield
+    finally:
+        _sync_deferred.reset(token)
+
+
+def progress_row_changed(*, user_id: int, course_id: int) -> None:
+    """A progress row was saved or deleted outside record_progress (the admin, a shell): apply
+    the automatic moves, unless the writer deferred them."""
+    if not _sync_deferred.get():
+        sync_enrollment_status(user_id=user_id, course_id=course_id)
 
 
 def sync_enrollment_status(*, user_id: int, course_id: int) -> Enrollment | None:
@@ -250,11 +266,13 @@ def _sync_locked(enrollment: Enrollment) -> None:
     _save_enrollment(enrollment, status_changed=changed, fields=fields)
 
 
-def _enter_status(enrollment: Enrollment, status: str, now) -> None:
-    """Set the status (in memory); entering COMPLETED dates the completion, once."""
+def _enter_status(enrollment: Enrollment, status: str, now) -> list[str]:
+    """Set the status and what entering it changes (rules.entering), in memory; the fields."""
+    changes = rules.entering(status, completed_at=enrollment.completed_at, now=now)
     enrollment.status = status
-    if status == EnrollmentStatus.COMPLETED and enrollment.completed_at is None:
-        enrollment.completed_at = now
+    for name, value in changes.items():
+        setattr(enrollment, name, value)
+    return ["status", *changes]
 
 
 # --- enrollments ---------------------------------------------------------------------------
@@ -279,33 +297,30 @@ def enrol_with_outcome(*, user_id: int, course_id: int) -> tuple[Enrollment, str
                 return enrollment, "created"
             except IntegrityError:  # a concurrent request enrolled first
                 enrollment = _lock_enrollment(user_id=user_id, course_id=course_id)
-        if enrollment.status in (EnrollmentStatus.DROPPED, EnrollmentStatus.EXPIRED):
+        if enrollment.status in rules.LEFT:
             _apply_move(enrollment, EnrollmentStatus.ENROLLED)
             return enrollment, "reenrolled"
         return enrollment, "existing"
 
 
 def _check_move(enrollment: Enrollment, to_status: str) -> None:
-    if to_status not in ALLOWED_MOVES[enrollment.status]:
+    if not rules.may_move(enrollment.status, to_status):
         raise Conflict(f"An enrollment cannot move from {enrollment.status} to {to_status}.")
 
 
 def _apply_move(enrollment: Enrollment, to_status: str, fields: tuple[str, ...] = ()) -> None:
     now = timezone.now()
-    changed = ["status", "completed_at", *fields]
+    changed = [*_enter_status(enrollment, to_status, now), "completed_at", *fields]
     if to_status == EnrollmentStatus.ENROLLED:
         # Re-enrolment starts a new attempt, and the automatic moves apply at once to the
         # progress the learner already has (as backfill_enrollment_status would apply them).
-        enrollment.enrolled_at = now
-        enrollment.completed_at = None
-        enrollment.status = to_status
-        to_status = automatic_status(
+        target = automatic_status(
             enrollment,
             progress_stats(user_id=enrollment.user_id, course_id=enrollment.course_id),
         )
-        changed.append("enrolled_at")
-    _enter_status(enrollment, to_status, now)
-    _save_enrollment(enrollment, status_changed=True, fields=changed)
+        if target != enrollment.status:
+            changed += _enter_status(enrollment, target, now)
+    _save_enrollment(enrollment, status_changed=True, fields=list(dict.fromkeys(changed)))
 
 
 def move_enrollment(enrollment_id: int, to_status: str, *, certificate_url=UNSET) -> Enrollment:

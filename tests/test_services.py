@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import CourseContent
-from progress import services, signals
+from progress import services
 from progress.models import ContentProgress, Enrollment
 
 
@@ -39,7 +39,7 @@ def test_record_progress_leaves_a_deferred_sync_to_the_bulk_writer(
     """Inside enrollment_sync_deferred() (the import), each row writes only itself: the
     enrollment is synced once per batch by the writer, not once per row."""
     before = Enrollment.objects.get(pk=enrolled.pk)
-    with signals.enrollment_sync_deferred():
+    with services.enrollment_sync_deferred():
         for content in contents:
             services.record_progress(
                 user_id=learner.pk, course_id=course.pk, content_id=content.pk, status="COMPLETED"

@@ -9,7 +9,7 @@ and stops the import: rerun it, and the rows already written are skipped as unch
 Rows are written with services.record_progress: the learner merge, unless `exact` (the
 --overwrite option: the fields given are stored as given, as for system users), and its checks
 and locking hold. The enrollment sync that follows every write runs once per batch instead,
-set-based, before the batch commits (signals.enrollment_sync_deferred): same statuses, same cache
+set-based, before the batch commits (services.enrollment_sync_deferred): same statuses, same cache
 version bumps and invalidation, half the work. A row that would not change is not written at
 all, so a second run changes nothing (not even updated_at).
 
@@ -32,10 +32,10 @@ from rest_framework.exceptions import ValidationError
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import Course, CourseContent
-from progress import bulk, cache, services, signals
+from progress import bulk, cache, rules, services
 from progress.management.base import Summary, parse_moment
 from progress.management.progress_files import CREATED, UPDATED, Record
-from progress.models import ACTIVE_ENROLLMENT_STATUSES, ContentProgress, Enrollment
+from progress.models import ContentProgress, Enrollment
 from progress.serializers import ProgressUpdateIn
 
 API_FIELDS = tuple(ProgressUpdateIn().fields)  # the POST body's fields
@@ -170,7 +170,7 @@ class Importer:
         failure = None
         if rows:
             try:
-                with transaction.atomic(), signals.enrollment_sync_deferred():
+                with transaction.atomic(), services.enrollment_sync_deferred():
                     outcomes.update(self._write(rows, Lookups(rows)))
                     if self.dry_run:
                         transaction.set_rollback(True)
@@ -301,4 +301,4 @@ class Lookups:
 
     def active(self, row: Row) -> bool:
         """Whether the row's learner (checked) has an active enrollment in its course."""
-        return self.enrollments.get(row.key[:2]) in ACTIVE_ENROLLMENT_STATUSES
+        return self.enrollments.get(row.key[:2]) in rules.ACTIVE

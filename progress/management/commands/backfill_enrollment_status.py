@@ -10,7 +10,7 @@ Recompute each enrollment's status and completionDate from its progress rows.
 
 Rows written by bulk paths (bulk_create, COPY, QuerySet.update(), raw SQL) send no signals,
 so the enrollment sync that every API write runs never saw them. This command applies the
-same rule as the API (progress.services.automatic_status):
+same rule as the API (progress.rules.automatic_target):
   - ENROLLED becomes IN_PROGRESS when the learner has a row IN_PROGRESS or COMPLETED;
   - ENROLLED or IN_PROGRESS becomes COMPLETED when every content item of the course has a
     COMPLETED row; its completionDate is the last update of those rows (not before the

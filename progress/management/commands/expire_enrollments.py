@@ -4,7 +4,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from progress import services
+from progress import rules, services
 from progress.management.base import (
     BatchCommand,
     Summary,
@@ -12,12 +12,12 @@ from progress.management.base import (
     moment_arg,
     parse_moment,
 )
-from progress.models import ALLOWED_MOVES, Enrollment, EnrollmentStatus
+from progress.models import Enrollment, EnrollmentStatus
 from progress.serializers import iso
 
 EXPIRED = EnrollmentStatus.EXPIRED
 # The statuses with an allowed move to EXPIRED: ENROLLED, IN_PROGRESS, COMPLETED.
-EXPIRABLE = sorted(status for status, moves in ALLOWED_MOVES.items() if EXPIRED in moves)
+EXPIRABLE = rules.statuses_that_may_move_to(EXPIRED)
 
 
 class Command(BatchCommand):
