@@ -10,6 +10,7 @@ _MESSAGES = {
     403: "Access denied",
     404: "Not found",
     409: "Not allowed in the current state",
+    410: "The cursor is older than the events kept: start again without `after`",
     413: "Request body too large",
     429: "Too many requests: see Retry-After",
     503: "The database is unreachable for a moment: retry after Retry-After seconds",
@@ -42,7 +43,7 @@ REQUEST_LINE_TOO_LONG = OpenApiResponse(
 )
 
 
-def envelope(name: str, results, *, paginated: bool = False):
+def envelope(name: str, results, *, paginated: bool = False, pagination=None):
     fields = {
         "success": serializers.BooleanField(),
         "message": serializers.CharField(),
@@ -50,6 +51,8 @@ def envelope(name: str, results, *, paginated: bool = False):
     }
     if paginated:
         fields["pagination"] = PaginationOut()
+    elif pagination is not None:
+        fields["pagination"] = pagination
     return inline_serializer(name=name, fields=fields)
 
 
