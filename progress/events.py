@@ -189,9 +189,10 @@ def feed_scope(actor, *, course, user) -> Q:
     """What `actor` may read, given the courseId and userId as sent (strings or None).
 
     Admins: everything. System users: nothing (403). Anyone else: their own events, and every
-    event of the courses they teach; naming another learner outside those courses, or a course
-    they do not teach without naming themself, is a 403. Ids are compared as sent, before they
-    are validated, so a 403 never depends on whether the id is well formed (401 -> 403 -> 400).
+    event of the courses they teach. A learner naming another learner is a 403; so is course
+    staff naming a course they do not teach (unless they name themself: their own events as a
+    learner there). Ids are compared as sent, before they are validated, so a 403 never depends
+    on whether an id is well formed or exists (401 -> 403 -> 400).
     """
     if is_admin(actor):
         return Q()
@@ -199,10 +200,9 @@ def feed_scope(actor, *, course, user) -> Q:
         raise PermissionDenied()
     taught = taught_course_ids(actor)
     own = str(actor.pk)
-    if course is not None:
-        if not (_as_taught(course, taught) or user == own):
-            raise PermissionDenied()
-    elif user is not None and user != own and not taught:
+    if user is not None and user != own and not taught:
+        raise PermissionDenied()
+    if course is not None and taught and not _as_taught(course, taught) and user != own:
         raise PermissionDenied()
     if not taught:
         return Q(user_id=actor.pk)
