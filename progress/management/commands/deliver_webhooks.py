@@ -1,0 +1,68 @@
+import signal
+import threading
+
+from django.db import close_old_connections
+
+from progress import webhooks
+from progress.management.base import BatchCommand
+
+
+class Command(BatchCommand):
+    help = f"""\
+Deliver webhooks: turn new change events into deliveries, POST them, retry the failures.
+
+Runs until SIGTERM or SIGINT; a signal lets the attempt in flight finish, then it exits. With
+--once it delivers everything due now and exits (cron, tests). One log line per attempt.
+
+Any number of workers share the work on PostgreSQL (SELECT ... FOR UPDATE SKIP LOCKED); run
+one on SQLite. A worker killed mid-attempt leaves a lease of WEBHOOK_LEASE_SECONDS: then
+the attempt is made again (at least once). Failed attempts are retried after
+{", ".join(str(d) for d in webhooks.BACKOFF)} (each +-{webhooks.JITTER:.0%}), then the delivery is
+marked failed; the admin lists failed deliveries and sends them again.
+
+Examples:
+  manage.py deliver_webhooks
+  manage.py deliver_webhooks --once
+"""
+    writes = False
+    default_batch_size = 10
+    batch_help = "Deliveries claimed at a time by this worker. Default: %(default)s."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--once", action="store_true", help="Deliver what is due now, then exit."
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=1.0,
+            help="Seconds to wait when nothing is due. Default: %(default)s.",
+        )
+        super().add_arguments(parser)
+
+    def handle(self, *args, **options):
+        stop = threading.Event()
+        previous = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        tally = webhooks.Tally()
+        progress = self.progress(options, "deliver_webhooks", unit="attempts")
+        try:
+            while not stop.is_set():
+                close_old_connections()
+                made = webhooks.deliver_round(
+                    tally=tally,
+                    claim_size=options["batch_size"],
+                    should_stop=stop.is_set,
+                    on_attempt=lambda _: progress.advance(),
+                )
+                if options["once"]:
+                    break
+                if not made:
+                    stop.wait(options["interval"])
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        progress.finish()
+        if options["verbosity"] >= 1:
+            self.stdout.write(tally.line())
