@@ -49,7 +49,6 @@ Examples:
         progress = self.progress(options, "deliver_webhooks", unit="attempts")
         try:
             while not stop.is_set():
-                close_old_connections()
                 made = webhooks.deliver_round(
                     tally=tally,
                     claim_size=options["batch_size"],
@@ -58,6 +57,7 @@ Examples:
                 )
                 if options["once"]:
                     break
+                close_old_connections()  # a long-running worker: like a request's end
                 if not made:
                     stop.wait(options["interval"])
         finally:
