@@ -4,6 +4,7 @@
 import contextlib
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -31,6 +32,7 @@ class Receiver:
         self.endless_outcome = None
         self.endless_bytes = 0
         self.endless_done = threading.Event()
+        self.delay = 0.0  # seconds before each answer
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +50,8 @@ class Receiver:
                     )
                     answer = receiver.plan.pop(0) if receiver.plan else 200
                     receiver.got_request.notify_all()
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 if answer == HANG:
                     receiver.released.wait(60)
                     self.close_connection = True
