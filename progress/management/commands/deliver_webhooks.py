@@ -1,10 +1,13 @@
 import signal
 import threading
 
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 
 from progress import webhooks
 from progress.management.base import BatchCommand
+
+logger = webhooks.logger
+RETRY_AFTER = 5  # seconds, after a database error
 
 
 class Command(BatchCommand):
@@ -49,12 +52,22 @@ Examples:
         progress = self.progress(options, "deliver_webhooks", unit="attempts")
         try:
             while not stop.is_set():
-                made = webhooks.deliver_round(
-                    tally=tally,
-                    claim_size=options["batch_size"],
-                    should_stop=stop.is_set,
-                    on_attempt=lambda _: progress.advance(),
-                )
+                try:
+                    made = webhooks.deliver_round(
+                        tally=tally,
+                        claim_size=options["batch_size"],
+                        should_stop=stop.is_set,
+                        on_attempt=lambda _: progress.advance(),
+                    )
+                except DatabaseError as exc:
+                    if options["once"]:
+                        raise
+                    # A long-running worker outlives a database restart: wait, then go on
+                    # (a lease it could not record runs out, and the attempt is made again).
+                    logger.warning("Database unavailable, retrying in %s s: %s", RETRY_AFTER, exc)
+                    connection.close()
+                    stop.wait(RETRY_AFTER)
+                    continue
                 if options["once"]:
                     break
                 close_old_connections()  # a long-running worker: like a request's end
