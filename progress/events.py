@@ -39,12 +39,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 
 from courseprogress.permissions import is_admin, is_system, taught_course_ids
+from courseprogress.renderers import json_fragment
 from progress.event_models import Event, EventPruneMark, EventType, event_id
 from progress.serializers import iso
 
@@ -53,7 +55,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_ID = 2**31 - 1  # ids are the guide's integer columns
 MAX_CURSOR = 10**18 - 1
-EVENT_VALUES = ("sequence", "type", "occurred_at", "course_id", "user_id", "data")
+EVENT_VALUES = ("sequence", "type", "occurred_at", "course_id", "user_id", "data_json")
 
 
 class CursorGone(APIException):
@@ -124,7 +126,9 @@ def format_event(row: dict) -> dict:
         "occurredAt": iso(row["occurred_at"]),
         "courseId": row["course_id"],
         "userId": row["user_id"],
-        "data": row["data"],
+        # The stored JSON text, spliced into the response as it is: no decoding and encoding
+        # again of a thousand small objects per page.
+        "data": json_fragment(row["data_json"].encode()),
     }
 
 
@@ -145,6 +149,7 @@ def read_events(
     events = Event.objects.filter(scope or Q(), sequence__gt=after, sequence__lte=limit_to)
     if types:
         events = events.filter(type__in=sorted(types))
+    events = events.annotate(data_json=Cast("data", TextField()))
     rows = list(events.order_by("sequence").values(*EVENT_VALUES)[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]

@@ -24,7 +24,6 @@ pending, but it arrives after any that were delivered meanwhile (receivers can t
 
 import base64
 import binascii
-import json
 import logging
 import random
 import secrets
@@ -39,6 +38,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from courseprogress.models import Course
+from courseprogress.renderers import dumps
 from progress import events, webhook_http
 from progress.event_models import (
     DeliveryState,
@@ -147,7 +147,8 @@ def resend(deliveries) -> int:
 
 
 def event_body(event: dict) -> str:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    """The event's JSON, as the feed serves it."""
+    return dumps(event).decode()
 
 
 def fan_out(*, batch_size: int = 1000) -> int:
