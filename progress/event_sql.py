@@ -70,7 +70,7 @@ BEGIN
        AND l.objsubid = 1
        AND (l.classid::bigint >> 16) = {HORIZON_LOCK_TAG}
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-       AND l.pid <> pg_backend_pid();
+       AND l.pid IS DISTINCT FROM pg_backend_pid();  -- a prepared transaction has no pid
     RETURN least(last_numbered, coalesce(oldest_running, last_numbered));
 END $$;
 

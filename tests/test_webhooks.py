@@ -387,6 +387,15 @@ def test_deliver_webhooks_logs_one_line_per_attempt(receiver, learner, course, c
     assert "attempted 1, delivered 0, to retry 1, failed for good 0" in summary
 
 
+def test_deliver_webhooks_once_shows_progress_when_asked(receiver, learner, course):
+    subscribe(receiver.url)
+    services.enrol(user_id=learner.pk, course_id=course.pk)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("deliver_webhooks", "--once", "--progress", stdout=out, stderr=err)
+    assert "deliver_webhooks: 1 attempts" in err.getvalue()
+    assert "Summary: events fanned out 1, attempted 1, delivered 1" in out.getvalue()
+
+
 # --- the admin ------------------------------------------------------------------------------
 
 
