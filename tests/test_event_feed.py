@@ -346,3 +346,71 @@ def test_a_rolled_back_savepoint_releases_its_hold_on_the_horizon(
     finally:
         finish.set()
         thread.join()
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_sees_every_event_once_in_order_while_writers_commit_out_of_order(
+    client_for, superuser, make_user, course
+):
+    """Four writers, each transaction held open a random while after it numbered its event;
+    a consumer follows `next` all along. It sees each event exactly once, in sequence order."""
+    import random
+
+    client = client_for(superuser)
+    start = feed(client).json()["pagination"]["next"]
+    users = [make_user(f"writer_{n}").pk for n in range(40)]
+    errors = []
+
+    def writer(ids, seed):
+        rng = random.Random(seed)
+        try:
+            for user_id in ids:
+                with transaction.atomic():
+                    services.enrol(user_id=user_id, course_id=course.pk)
+                    threading.Event().wait(rng.uniform(0, 0.03))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(users[n::4], n)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    seen, after = [], start
+    while any(thread.is_alive() for thread in threads):
+        body = feed(client, after=after, limit=3).json()
+        seen += [event["sequence"] for event in body["results"]]
+        after = body["pagination"]["next"]
+    for thread in threads:
+        thread.join()
+    while True:
+        body = feed(client, after=after, limit=3).json()
+        seen += [event["sequence"] for event in body["results"]]
+        after = body["pagination"]["next"]
+        if not body["results"]:
+            break
+    assert errors == []
+    everything = list(
+        Event.objects.filter(sequence__gt=start)
+        .order_by("sequence")
+        .values_list("sequence", flat=True)
+    )
+    assert len(everything) == 40
+    assert seen == everything
+
+
+@requires_postgres
+def test_the_event_sequence_hands_out_numbers_one_at_a_time(db):
+    """The horizon reads the sequence's last value: it must be the one the triggers use, and
+    with CACHE 1 (no session keeps numbers of its own in reserve)."""
+    from progress import event_sql
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence('progress_events', 'sequence')")
+        assert cursor.fetchone()[0] == f"public.{event_sql.EVENTS_SEQUENCE}"
+        cursor.execute(
+            "SELECT seqcache FROM pg_sequence WHERE seqrelid = %s::regclass",
+            [event_sql.EVENTS_SEQUENCE],
+        )
+        assert cursor.fetchone()[0] == 1
