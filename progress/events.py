@@ -234,7 +234,11 @@ def feed_page(*, actor, params) -> dict:
         if name in raw and name not in errors:
             filters[field] = _digits(raw[name], name=name, low=1, high=MAX_ID, errors=errors)
     if "limit" in raw and "limit" not in errors:
-        limit = _digits(raw["limit"], name="limit", low=1, high=MAX_CURSOR, errors=errors)
+        text = raw["limit"]
+        if text.isascii() and text.isdigit() and len(text) > 18 and text.strip("0"):
+            limit = MAX_LIMIT  # above the maximum: lowered to it, however large
+        else:
+            limit = _digits(text, name="limit", low=1, high=MAX_CURSOR, errors=errors)
     types = set()
     if "type" in raw and "type" not in errors:
         for value in raw["type"]:

@@ -133,6 +133,7 @@ def test_filters_by_course_user_and_type(
         ("userId=2147483648", "userId"),
         ("limit=0", "limit"),
         ("limit=ten", "limit"),
+        ("limit=" + "0" * 30, "limit"),
         ("type=enrollment.updated", "type"),
         ("type=enrollment.created,", "type"),
         ("type=", "type"),
@@ -165,6 +166,7 @@ def test_limit_default_and_maximum(client_for, superuser, learner, course, conte
     assert len(first["results"]) == 100
     assert first["pagination"]["limit"] == 100
     assert first["pagination"]["hasMore"] is True
+    assert feed(client, limit="1" + "0" * 40).json()["pagination"]["limit"] == 1000
     big = feed(client, limit=5000).json()
     assert big["pagination"]["limit"] == 1000
     assert len(big["results"]) == 1000
