@@ -24,7 +24,8 @@ Manage webhook subscriptions (superusers can do the same in the admin).
       One JSON line per subscription (no secrets): URL, events, course, active, last success
       and failure, failures in a row, deliveries pending and failed.
   webhooks disable ID / webhooks enable ID
-      Stop (or resume) delivering to a subscription; pending deliveries wait.
+      Pause (or resume) a subscription: while it is disabled nothing is sent to it; enabled
+      again, it catches up on the events recorded meanwhile (those still kept).
 
 `manage.py deliver_webhooks` sends the deliveries.
 """
