@@ -299,6 +299,24 @@ THROTTLE_RATES = {
     "progress_update": env_rate("THROTTLE_RATE_PROGRESS_UPDATE", "600/min"),
 }
 
+# --- Change feed and webhooks (contract section 6) -----------------------------------------
+# Days an event is kept; prune_events deletes older ones, and a feed cursor older than that
+# is answered with 410.
+EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30)
+# Seconds a webhook receiver has to answer (connect, and then each read).
+WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 10.0)
+# Seconds a worker leases a delivery it attempts: a worker killed mid-attempt leaves it to be
+# attempted again after that. Must outlast an attempt (two timeouts: connect, then read).
+WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 2 * WEBHOOK_TIMEOUT + 30)
+# Loopback, private and link-local receivers are refused unless this is on (development, tests).
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+if EVENT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("EVENT_RETENTION_DAYS must be at least 1")
+if WEBHOOK_TIMEOUT <= 0:
+    raise ImproperlyConfigured("WEBHOOK_TIMEOUT must be a positive number of seconds")
+if WEBHOOK_LEASE_SECONDS <= 2 * WEBHOOK_TIMEOUT:
+    raise ImproperlyConfigured("WEBHOOK_LEASE_SECONDS must be more than twice WEBHOOK_TIMEOUT")
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "courseprogress API",
     "DESCRIPTION": (

@@ -20,6 +20,7 @@ _MESSAGES = {
     404: "Not found",
     405: "Method not allowed on this path",
     409: "Not allowed in the current state",
+    410: "The cursor is older than the events kept: start again without `after`",
     413: "Request body too large (over 1 MiB)",
     415: "The body is not JSON: send `Content-Type: application/json`",
     429: "Too many requests: retry after Retry-After seconds",
@@ -80,7 +81,7 @@ REQUEST_LINE_TOO_LONG = OpenApiResponse(
 )
 
 
-def envelope(name: str, results, *, paginated: bool = False):
+def envelope(name: str, results, *, paginated: bool = False, pagination=None):
     fields = {
         "success": TrueField(),
         "message": serializers.CharField(),
@@ -88,6 +89,8 @@ def envelope(name: str, results, *, paginated: bool = False):
     }
     if paginated:
         fields["pagination"] = PaginationOut()
+    elif pagination is not None:
+        fields["pagination"] = pagination
     return inline_serializer(name=name, fields=fields)
 
 

@@ -329,3 +329,7 @@ class ContentProgressAdmin(CourseColumnMixin, BigTableAdmin):
         )
         obj.pk = row.pk
         obj.refresh_from_db()
+
+
+# Webhook subscriptions and deliveries (superusers only).
+from progress import admin_webhooks  # noqa: E402, F401

@@ -275,3 +275,27 @@ class ContentProgress(models.Model):
 
     def __str__(self):
         return f"{self.user} / {self.content} ({self.status})"
+
+
+# Change events and webhooks (contract section 6) live in their own module.
+from progress.event_models import (  # noqa: E402
+    DeliveryState,
+    Event,
+    EventPruneMark,
+    EventType,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+__all__ = [
+    "ContentProgress",
+    "DeliveryState",
+    "Enrollment",
+    "EnrollmentStatus",
+    "Event",
+    "EventPruneMark",
+    "EventType",
+    "ProgressStatus",
+    "WebhookDelivery",
+    "WebhookSubscription",
+]

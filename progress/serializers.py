@@ -22,6 +22,7 @@ from progress.models import (
     METADATA_ERRORS,
     MIN_METADATA_INT,
     EnrollmentStatus,
+    EventType,
     ProgressStatus,
     certificate_url_ok,
     metadata_problem,
@@ -398,3 +399,22 @@ class AnalyticsOut(serializers.Serializer):
 
 class TokenOut(serializers.Serializer):
     token = serializers.CharField()
+
+
+class EventOut(serializers.Serializer):
+    """A change event (contract section 6); `data` depends on `type`."""
+
+    id = serializers.CharField(help_text="Unique and opaque; the webhook-id of its deliveries")
+    sequence = serializers.IntegerField(min_value=1)
+    type = serializers.ChoiceField(choices=EventType.choices)
+    occurredAt = serializers.DateTimeField()
+    courseId = serializers.IntegerField()
+    userId = serializers.IntegerField()
+    data = serializers.DictField()
+
+
+class FeedPaginationOut(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, help_text="The cursor this page started after")
+    next = serializers.IntegerField(min_value=0, help_text="Send as `after` for the next page")
+    limit = serializers.IntegerField(min_value=1)
+    hasMore = serializers.BooleanField()

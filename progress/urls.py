@@ -9,6 +9,7 @@ urlpatterns = [
     path("user-progress/update", views.ProgressUpdateView.as_view(), name="progress-update"),
     path("user-progress/bulk", views.BulkProgressView.as_view(), name="progress-bulk"),
     path("user-progress/enrollments", views.EnrollmentsView.as_view(), name="enrollments"),
+    path("user-progress/events", views.EventsView.as_view(), name="events"),
     path(
         "user-progress/enrollments/<id:enrollment_id>",
         views.EnrollmentDetailView.as_view(),

@@ -20,9 +20,9 @@ from courseprogress.permissions import (
 from courseprogress.renderers import Paginated
 from courseprogress.schema import envelope, responses
 from courseprogress.throttling import ProgressUpdateThrottle
-from progress import selectors, services
+from progress import events, selectors, services
 from progress.filters import DATE_OR_DATE_TIME_PATTERN
-from progress.models import Enrollment, EnrollmentStatus, ProgressStatus
+from progress.models import Enrollment, EnrollmentStatus, EventType, ProgressStatus
 from progress.serializers import (
     ActivityOut,
     AnalyticsOut,
@@ -31,6 +31,8 @@ from progress.serializers import (
     EnrollIn,
     EnrollmentOut,
     EnrollmentPatchIn,
+    EventOut,
+    FeedPaginationOut,
     LearnerProgressOut,
     ProgressRowOut,
     ProgressUpdateIn,
@@ -370,3 +372,52 @@ class EnrollmentDetailView(ApiView):
         }
         enrollment = services.update_enrollment(enrollment_id, **fields)
         return Response(format_enrollment(vars(enrollment)))
+
+
+class EventsView(ApiView):
+    """The change feed (contract section 6): events oldest first, after a cursor."""
+
+    permission_classes = [IsAuthenticated]
+    success_message = "Events retrieved successfully"
+
+    @extend_schema(
+        operation_id="events_list",
+        parameters=[
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": events.MAX_CURSOR},
+                description="Cursor: the `next` of the previous page (absent: from the oldest "
+                "event kept)",
+            ),
+            OpenApiParameter(
+                "courseId", {"type": "integer", "minimum": 1, "maximum": events.MAX_ID}
+            ),
+            OpenApiParameter("userId", {"type": "integer", "minimum": 1, "maximum": events.MAX_ID}),
+            OpenApiParameter(
+                "type",
+                {"type": "array", "items": {"type": "string", "enum": EventType.values}},
+                explode=True,
+                description="Event types; repeat the parameter or separate them with commas",
+            ),
+            OpenApiParameter(
+                "limit", PAGE_NUMBER, description="Events per page (default 100, max 1000)"
+            ),
+        ],
+        responses=responses(
+            {
+                200: envelope(
+                    "EventsEnvelope",
+                    EventOut(many=True),
+                    pagination=FeedPaginationOut(),
+                )
+            },
+            400,
+            401,
+            403,
+            410,
+        ),
+    )
+    def get(self, request):
+        return Response(
+            Paginated(events.feed_page(actor=request.user, params=request.query_params))
+        )

@@ -16,6 +16,7 @@ ENDPOINTS = {
     ("/user-progress/bulk", "post"),
     ("/user-progress/enrollments", "post"),
     ("/user-progress/enrollments/{enrollment_id}", "patch"),
+    ("/user-progress/events", "get"),
 }
 
 
@@ -139,8 +140,11 @@ def test_real_responses_match_the_schema(
                 f"/user-progress/enrollments/{enrolled.pk}", {"metadata": {"a": 1}}, format="json"
             ),
         ),
+        ("/user-progress/events", "get", mine.get("/user-progress/events", {"limit": 2})),
         # failures
         ("/user-progress/update", "post", mine.post("/user-progress/update", {}, format="json")),
+        ("/user-progress/events", "get", mine.get("/user-progress/events", {"after": "x"})),
+        ("/user-progress/events", "get", mine.get("/user-progress/events", {"userId": 999})),
         (
             "/user-progress/{course_id}/{user_id}",
             "get",
@@ -245,3 +249,21 @@ def test_refusals_before_the_view_match_the_schema(spec, client_for, learner, co
     )
     assert locked.status_code == 403
     matches(spec, "/user-progress/update", "post", locked)
+
+
+def test_the_feed_parameters_are_described(spec):
+    operation = spec["paths"]["/user-progress/events"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {"after", "courseId", "userId", "type", "limit"}
+    assert parameters["type"]["schema"]["type"] == "array"
+    assert parameters["type"]["schema"]["items"]["enum"] == [
+        "enrollment.created",
+        "enrollment.status_changed",
+        "enrollment.deleted",
+        "progress.changed",
+        "progress.deleted",
+    ]
+    assert parameters["after"]["schema"]["minimum"] == 0
+    assert "410" in operation["responses"]
+    pagination = spec["components"]["schemas"]["FeedPaginationOut"]
+    assert set(pagination["properties"]) == {"after", "next", "limit", "hasMore"}

@@ -67,6 +67,8 @@ values = {enrollments}
 "body.courseId" = {{ dictionary = "courses", probability = 0.5 }}
 "body.courseContentId" = {{ dictionary = "contents", probability = 0.5 }}
 "body.userId" = {{ dictionary = "users", probability = 0.5 }}
+"query.courseId" = {{ dictionary = "courses", probability = 0.5 }}
+"query.userId" = {{ dictionary = "users", probability = 0.5 }}
 # Not "body.userIds[*]": values drawn per item would break the list's uniqueItems.
 
 # A request line over 4094 bytes (a fuzzed query string) is refused by gunicorn with a 414
