@@ -212,13 +212,18 @@ class BulkProgressView(APIView):
         own_only = data.get("userIds") == [actor.pk] and json_int(actor.pk) is not None
         if not (own_only or can_manage_course(actor, course_id)):
             raise PermissionDenied()
-        contents = selectors.content_count(course_id) if course_id is not None else None
+        contents, position = (
+            selectors.content_count_at(course_id) if course_id is not None else (None, None)
+        )
         serializer = BulkIn(data=data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
         return Response(
-            selectors.bulk_progress(
-                course_id=fields["courseId"], user_ids=fields["userIds"], contents=contents
+            selectors.get_bulk_progress(
+                course_id=fields["courseId"],
+                user_ids=fields["userIds"],
+                contents=contents,
+                position=position,
             )
         )
 
