@@ -72,6 +72,11 @@ def enabled() -> bool:
     return bool(aliases())
 
 
+def reading_on() -> str:
+    """The database that ORM reads go to here and now."""
+    return _reading_on.get() or DEFAULT_DB_ALIAS
+
+
 def aliases() -> list[str]:
     return list(getattr(settings, "REPLICA_DATABASES", None) or [])
 
@@ -102,11 +107,11 @@ def _mark_down(alias: str, error: Exception) -> None:
 def _candidates() -> list[str]:
     """The replicas not known to be down, starting with a different one each time."""
     now = time.monotonic()
-    aliases = [alias for alias in aliases() if _down_until.get(alias, 0) <= now]
-    if len(aliases) > 1:
-        start = next(_turn) % len(aliases)
-        aliases = aliases[start:] + aliases[:start]
-    return aliases
+    up = [alias for alias in aliases() if _down_until.get(alias, 0) <= now]
+    if len(up) > 1:
+        start = next(_turn) % len(up)
+        up = up[start:] + up[:start]
+    return up
 
 
 def caught_up_replica(position: str, *, wait_ms: int | None = None) -> str | None:
