@@ -96,7 +96,7 @@ def replay_position(alias: str) -> int | None:
     return lsn_value(position) if position else None
 
 
-def _mark_down(alias: str, error: Exception) -> None:
+def _mark_down(alias: str, error: Exception | str) -> None:
     logger.warning("Replica %s is unavailable: %s", alias, error)
     with _lock:
         _down_until[alias] = time.monotonic() + settings.REPLICA_RETRY_SECONDS
@@ -134,7 +134,10 @@ def caught_up_replica(position: str, *, wait_ms: int | None = None) -> str | Non
                 _mark_down(alias, error)
                 aliases.remove(alias)
                 continue
-            if replayed is not None and replayed >= target:
+            if replayed is None:  # promoted, or not a replica: it will never catch up
+                _mark_down(alias, "it is not replaying WAL")
+                aliases.remove(alias)
+            elif replayed >= target:
                 return alias
         remaining = deadline - time.monotonic()
         if remaining <= 0:
