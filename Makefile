@@ -10,7 +10,7 @@ RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(HOST
 # make test: the suite needs a SECRET_KEY; DATABASE_URL / REDIS_URL pass through when set.
 TEST_ENV = SECRET_KEY="$${SECRET_KEY:-test-only-secret-key}"
 
-.PHONY: run test check-live check-replica lint format clean bench
+.PHONY: run test check-live check-replica measure-replica lint format clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ check-live: $(VENV)/.dev-deps
 # redis-server and gunicorn; needs root and the PostgreSQL 15 server binaries, no DATABASE_URL.
 check-replica: $(VENV)/.dev-deps
 	$(TEST_ENV) $(BIN)/pytest -m replica tests/replica $(PYTEST_ARGS)
+
+# make measure-replica: what a cache miss costs the primary with and without a replica
+# (tests/replica/measure.py; figures in docs/scaling.md). About two minutes; same needs.
+measure-replica: $(VENV)/.dev-deps
+	$(TEST_ENV) $(BIN)/python -m tests.replica.measure
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .

@@ -121,19 +121,24 @@ class Cluster:
 
     # --- counted statements (pg_stat_statements) ---
 
-    def statements(self) -> dict[str, int]:
-        """Calls of each statement run in the app's database on this server, so far."""
+    def statement_stats(self) -> dict[str, tuple[int, float]]:
+        """(calls, total execution ms) of each statement run in the app's database here."""
         rows = self.sql(
-            "SELECT query, calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-            " WHERE d.datname = %s",
+            "SELECT query, calls, total_exec_time FROM pg_stat_statements s"
+            " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s",
             [DATABASE],
         )
-        counts: dict[str, int] = {}
-        for query, calls in rows:
+        stats: dict[str, tuple[int, float]] = {}
+        for query, calls, total_ms in rows:
             if "pg_stat_statements" in query:
                 continue  # the harness's own counting
-            counts[query] = counts.get(query, 0) + int(calls)
-        return counts
+            old_calls, old_ms = stats.get(query, (0, 0.0))
+            stats[query] = (old_calls + int(calls), old_ms + float(total_ms))
+        return stats
+
+    def statements(self) -> dict[str, int]:
+        """Calls of each statement run in the app's database on this server, so far."""
+        return {query: calls for query, (calls, _) in self.statement_stats().items()}
 
 
 class PrimaryWithReplicas:
