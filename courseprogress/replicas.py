@@ -154,7 +154,9 @@ def caught_up_replica(position: str, *, wait_ms: int | None = None) -> str | Non
 def database_at(position: str | None) -> Iterator[str]:
     """The alias of a database that has every write up to `position` (a replica when one is
     caught up, else the primary); the ORM reads of the block go there."""
-    alias = caught_up_replica(position) if position and enabled() else None
+    # Inside a transaction on the primary, its own uncommitted writes are visible there only.
+    in_transaction = connections[DEFAULT_DB_ALIAS].in_atomic_block
+    alias = caught_up_replica(position) if position and enabled() and not in_transaction else None
     if alias is None:
         yield DEFAULT_DB_ALIAS
         return
