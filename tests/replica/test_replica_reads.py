@@ -14,7 +14,7 @@ import sys
 import pytest
 import requests
 
-from tests.live.conftest import ROOT
+from tests.live.conftest import ROOT, manage
 from tests.replica.conftest import Served
 
 pytestmark = pytest.mark.replica
@@ -123,6 +123,23 @@ def test_a_miss_is_computed_on_a_replica_and_the_primary_reads_only_the_stamp(ha
         assert hit.replicas == [{}, {}], hit.replicas  # a hit needs no replica at all
     print("REPLICA_FIGURES", json.dumps(figures))
     assert health(h)["replicas"] == "ok"
+
+
+def test_writes_and_commands_stay_on_the_primary(harness):
+    h = harness
+    with Served(h) as work:
+        write_progress(h)
+        enrol = h.client("learner").post(
+            h.server.url + "/user-progress/enrollments",
+            json={"courseId": h.world["course"]},
+            timeout=TIMEOUT,
+        )
+        assert enrol.status_code == 200, enrol.text  # already enrolled
+        exported = manage(h.env, "manage.py", "export_progress", "--course", str(h.world["course"]))
+    assert f"{h.world['users']['learner']}," in exported
+    assert work.replicas == [{}, {}], work.replicas
+    assert work.primary_computed >= 1  # the export read the rows on the primary
+    h.clusters.wait_for_replay()
 
 
 def test_with_replay_paused_a_read_after_a_write_shows_it_from_the_primary(harness):
