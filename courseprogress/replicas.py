@@ -138,6 +138,7 @@ def caught_up_replica(position: str, *, wait_ms: int | None = None) -> str | Non
                 _mark_down(alias, "it is not replaying WAL")
                 aliases.remove(alias)
             elif replayed >= target:
+                _slow_until.pop(alias, None)  # caught up again: worth waiting for next time
                 return alias
         remaining = deadline - time.monotonic()
         if remaining <= 0:
