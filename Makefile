@@ -15,7 +15,7 @@ RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(BIND
 # make test: the suite needs a SECRET_KEY; DATABASE_URL / REDIS_URL pass through when set.
 TEST_ENV = SECRET_KEY="$${SECRET_KEY:-test-only-secret-key}"
 
-.PHONY: run manage reset-demo test check-live lint format clean bench
+.PHONY: run manage reset-demo test check-live check-replica measure-replica lint format clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,17 @@ test: $(VENV)/.dev-deps
 # their own gunicorn on a free port against DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).
 check-live: $(VENV)/.dev-deps
 	$(TEST_ENV) $(BIN)/pytest -m live tests/live $(PYTEST_ARGS)
+
+# make check-replica: reads from PostgreSQL streaming replicas (issue 18). Starts its own primary
+# and two replicas (initdb, pg_basebackup -R, as the postgres OS user, on free ports), its own
+# redis-server and gunicorn; needs root and the PostgreSQL 15 server binaries, no DATABASE_URL.
+check-replica: $(VENV)/.dev-deps
+	$(TEST_ENV) $(BIN)/pytest -m replica tests/replica $(PYTEST_ARGS)
+
+# make measure-replica: what a cache miss costs the primary with and without a replica
+# (tests/replica/measure.py; figures in docs/scaling.md). About two minutes; same needs.
+measure-replica: $(VENV)/.dev-deps
+	$(TEST_ENV) $(BIN)/python -m tests.replica.measure
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .

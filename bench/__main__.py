@@ -223,6 +223,14 @@ def base_env(args, size: str) -> dict:
         "PYTHONWARNINGS": "ignore::UserWarning",
     }
     env.setdefault("SECRET_KEY", "bench-only-secret-key")
+    replicas = os.environ.get("DATABASE_REPLICA_URLS", "").strip()
+    if replicas:  # streaming replicas of DATABASE_URL's server: the same database name on each
+        name = urlsplit(env["DATABASE_URL"]).path
+        env["DATABASE_REPLICA_URLS"] = ",".join(
+            urlunsplit(urlsplit(url.strip())._replace(path=name))
+            for url in replicas.split(",")
+            if url.strip()
+        )
     if args.workers:
         env["GUNICORN_WORKERS"] = str(args.workers)
     if args.threads:

@@ -142,6 +142,35 @@ else:
         }
     }
 
+# Read replicas (docs/scaling.md): PostgreSQL streaming replicas that compute cache misses once
+# they have replayed the primary's WAL up to where the request read its stamp
+# (courseprogress/replicas.py). Unset: every query goes to the primary, as without replicas.
+# Writes, the admin, commands and the stamp reads always use the primary ("default").
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+# How long a cache miss waits for a replica to catch up before the primary computes it.
+REPLICA_MAX_WAIT_MS = env_int("REPLICA_MAX_WAIT_MS", 50)
+# A replica that failed (down, or did not catch up in time) is skipped, or not waited for, for
+# this long; the next miss after that tries it again.
+REPLICA_RETRY_SECONDS = env_float("REPLICA_RETRY_SECONDS", 5.0)
+# libpq's connect_timeout for replicas (seconds, at least 2): an unreachable host costs no more.
+REPLICA_CONNECT_TIMEOUT = env_int("REPLICA_CONNECT_TIMEOUT", 2)
+REPLICA_DATABASES = []
+for number, url in enumerate(DATABASE_REPLICA_URLS, start=1):
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs DATABASE_URL on PostgreSQL")
+    replica = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
+    if replica["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS: not a PostgreSQL URL: {url!r}")
+    replica.setdefault("OPTIONS", {}).update(
+        options=f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+        connect_timeout=REPLICA_CONNECT_TIMEOUT,
+    )
+    # The test suite has no replica: there, each alias is the test database itself.
+    replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{number}"] = replica
+    REPLICA_DATABASES.append(f"replica_{number}")
+DATABASE_ROUTERS = ["courseprogress.replicas.ReplicaRouter"] if REPLICA_DATABASES else []
+
 # Ids are the guide's SERIAL / INTEGER columns.
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 

@@ -13,6 +13,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from courseprogress import replicas
 from courseprogress.apiview import ApiView
 from courseprogress.exceptions import json_failure
 from courseprogress.schema import envelope, responses
@@ -85,7 +86,9 @@ def index(request):
 
 
 def healthz(request):
-    """200 when the database answers; the cache is "ok" or "degraded" and never fails the check."""
+    """200 when the database answers; the cache is "ok" or "degraded" and never fails the check,
+    nor do replicas (with DATABASE_REPLICA_URLS: "replicas" is "ok" or "degraded", and
+    "replicaStates" gives each replica's state, see courseprogress.replicas.health)."""
     body = {"status": "ok", "database": "ok", "cache": "ok"}
     status = 200
     try:
@@ -104,6 +107,15 @@ def healthz(request):
     except Exception:
         logger.warning("Health check: the cache is degraded", exc_info=True)
         body["cache"] = "degraded"
+    if replicas.enabled() and status == 200:
+        # Reads move to the primary when a replica is down or behind: degraded, never failed.
+        try:
+            states = replicas.health()
+        except Exception:
+            logger.warning("Health check: the replicas could not be checked", exc_info=True)
+            states = dict.fromkeys(replicas.aliases(), "unknown")
+        body["replicas"] = "ok" if set(states.values()) == {"ok"} else "degraded"
+        body["replicaStates"] = states
     response = JsonResponse(body, status=status)
     response["Cache-Control"] = "no-store"
     return response

@@ -1,6 +1,6 @@
 # In a second terminal, in the clone, while `make run` serves. Ids are those of the demo set
 # on a fresh database (`make reset-demo` brings it back); `make run` prints them.
-API=http://127.0.0.1:8000
+API=${API:-http://127.0.0.1:8000}  # after `make run PORT=8080`: export API=http://127.0.0.1:8080
 
 # An API token: POST /auth/token with a demo account's name and password (`make run` printed
 # the passwords; `seed_demo --password-of NAME` prints one again).

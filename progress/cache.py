@@ -21,11 +21,13 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from courseprogress import replicas
 from courseprogress.renderers import JSONFragment, dumps, json_fragment
 from courseprogress.safe_cache import safe_delete_many, safe_get, safe_set
 
@@ -58,31 +60,55 @@ def params_digest(params: dict) -> str:
     return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
 
 
-def learner_version(*, course_id: int, user_id: int) -> str | None:
+class Stamp(NamedTuple):
+    """A stamp, and the primary's WAL position when it was read (None without replicas): a
+    miss is computed where every write up to there is visible (courseprogress/replicas.py)."""
+
+    value: str
+    position: str | None = None
+
+
+def learner_stamp(*, course_id: int, user_id: int) -> Stamp | None:
     """The learner's stamp; None when not enrolled (such reads are not cached).
 
     Read on every cached request, so it is one plain statement: through the ORM, building the
     query cost several times more than running it (bench/RESULTS.md)."""
     with connection.cursor() as cursor:
-        cursor.execute(_stamp_sql()["learner"], [user_id, course_id])
+        cursor.execute(_stamp_sql(reads_position())["learner"], [user_id, course_id])
         row = cursor.fetchone()
-    return f"{row[0]}.{row[1]}" if row else None
+    return Stamp(f"{row[0]}.{row[1]}", *row[2:]) if row else None
 
 
-def course_stamp(course_id: int) -> str | None:
-    """A string that changes with every write in the course; None when the course does not exist."""
+def course_stamp_at(course_id: int) -> Stamp | None:
+    """A stamp that changes with every write in the course; None when the course does not exist."""
     with connection.cursor() as cursor:
-        cursor.execute(_stamp_sql()["course"], [course_id])
+        cursor.execute(_stamp_sql(reads_position())["course"], [course_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    course_version, enrollments, versions = row
-    return f"{course_version}:{enrollments}:{versions}"
+    course_version, enrollments, versions, *position = row
+    return Stamp(f"{course_version}:{enrollments}:{versions}", *position)
+
+
+def learner_version(*, course_id: int, user_id: int) -> str | None:
+    stamp = learner_stamp(course_id=course_id, user_id=user_id)
+    return stamp.value if stamp else None
+
+
+def course_stamp(course_id: int) -> str | None:
+    stamp = course_stamp_at(course_id)
+    return stamp.value if stamp else None
+
+
+def reads_position() -> bool:
+    """The WAL position is read only when replicas may compute: without them it costs nothing."""
+    return replicas.enabled() and connection.vendor == "postgresql"
 
 
 @functools.cache
-def _stamp_sql() -> dict[str, str]:
-    """The two stamp statements, with table and column names taken from the models."""
+def _stamp_sql(with_position: bool) -> dict[str, str]:
+    """The two stamp statements, with table and column names taken from the models; with the
+    primary's WAL position in the same statement when `with_position`."""
     from courseprogress.models import Course
     from progress.models import Enrollment
 
@@ -91,16 +117,17 @@ def _stamp_sql() -> dict[str, str]:
     def column(model, name):
         return qn(model._meta.get_field(name).column)
 
+    position = ", pg_current_wal_lsn()::text" if with_position else ""
     enrollments, courses = qn(Enrollment._meta.db_table), qn(Course._meta.db_table)
     return {
         "learner": (
-            f"SELECT {column(Enrollment, 'id')}, {column(Enrollment, 'cache_version')}"
+            f"SELECT {column(Enrollment, 'id')}, {column(Enrollment, 'cache_version')}{position}"
             f" FROM {enrollments}"
             f" WHERE {column(Enrollment, 'user')} = %s AND {column(Enrollment, 'course')} = %s"
         ),
         "course": (
             f"SELECT c.{column(Course, 'cache_version')}, COUNT(e.{column(Enrollment, 'id')}),"
-            f" COALESCE(SUM(e.{column(Enrollment, 'cache_version')}), 0)"
+            f" COALESCE(SUM(e.{column(Enrollment, 'cache_version')}), 0){position}"
             f" FROM {courses} c LEFT JOIN {enrollments} e"
             f" ON e.{column(Enrollment, 'course')} = c.{column(Course, 'id')}"
             f" WHERE c.{column(Course, 'id')} = %s"
@@ -124,40 +151,43 @@ def _parts_at(entry, stamp) -> dict[str, JSONFragment] | None:
     return None
 
 
-def _compute_and_store(key: str, stamp, compute: Callable[[], dict], ttl: int) -> dict:
-    data = compute()
+def _compute_and_store(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int) -> dict:
+    # On a replica only once it has every write up to where the stamp was read: the entry is
+    # never older than its stamp.
+    data = replicas.compute_at(stamp.position, compute)
     parts = {name: dumps(value) for name, value in data.items()}
     if any(body is None for body in parts.values()):  # not for orjson: serve it, do not keep it
         return data
-    safe_set(key, {"stamp": stamp, "parts": parts}, ttl)
+    safe_set(key, {"stamp": stamp.value, "parts": parts}, ttl)
     return {name: json_fragment(body) for name, body in parts.items()}
 
 
-def get_or_compute(key: str, stamp, compute: Callable[[], dict], ttl: int) -> dict:
+def get_or_compute(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int) -> dict:
     """compute()'s result as stored under `key` if it was made at `stamp`; else compute it,
     store it and return it. Either way the values are JSON fragments for the renderer."""
-    parts = _parts_at(safe_get(key), stamp)
+    parts = _parts_at(safe_get(key), stamp.value)
     if parts is not None:
         return parts
     return _compute_and_store(key, stamp, compute, ttl)
 
 
-def get_or_compute_once(key: str, stamp, compute: Callable[[], dict], ttl: int, wait=2.0):
+def get_or_compute_once(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int, wait=2.0):
     """As get_or_compute, but when many requests miss at once only one computes.
 
     The others wait up to `wait` seconds for its result, then compute themselves. A Redis
     error on the lock (add() answers None when errors are ignored) means: just compute.
     """
-    parts = _parts_at(safe_get(key), stamp)
+    parts = _parts_at(safe_get(key), stamp.value)
     if parts is not None:
         return parts
-    lock_key = f"{key}:computing:{hashlib.blake2b(str(stamp).encode(), digest_size=8).hexdigest()}"
+    digest = hashlib.blake2b(stamp.value.encode(), digest_size=8).hexdigest()
+    lock_key = f"{key}:computing:{digest}"
     acquired = cache.add(lock_key, 1, timeout=max(int(wait * 5), 5))
     if acquired is False:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             time.sleep(0.05)
-            parts = _parts_at(safe_get(key), stamp)
+            parts = _parts_at(safe_get(key), stamp.value)
             if parts is not None:
                 return parts
     result = _compute_and_store(key, stamp, compute, ttl)

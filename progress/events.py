@@ -45,6 +45,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 
+from courseprogress import replicas
 from courseprogress.permissions import is_admin, is_system, taught_course_ids
 from courseprogress.renderers import json_fragment
 from progress.event_models import Event, EventPruneMark, EventType, event_id
@@ -146,11 +147,18 @@ def read_events(
     elif after < mark:
         raise CursorGone()
     limit_to = horizon()  # first, in its own statement
-    events = Event.objects.filter(scope or Q(), sequence__gt=after, sequence__lte=limit_to)
-    if types:
-        events = events.filter(type__in=sorted(types))
-    events = events.annotate(data_json=Cast("data", TextField()))
-    rows = list(events.order_by("sequence").values(*EVENT_VALUES)[: limit + 1])
+    # With replicas, the events are listed on one that has replayed the primary's WAL up to a
+    # position read after the horizon: every event up to the horizon was committed by then.
+    position = replicas.primary_position() if replicas.enabled() else None
+
+    def listed() -> list[dict]:
+        events = Event.objects.filter(scope or Q(), sequence__gt=after, sequence__lte=limit_to)
+        if types:
+            events = events.filter(type__in=sorted(types))
+        events = events.annotate(data_json=Cast("data", TextField()))
+        return list(events.order_by("sequence").values(*EVENT_VALUES)[: limit + 1])
+
+    rows = replicas.compute_at(position, listed)
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_after = rows[-1]["sequence"] if has_more else max(after, limit_to)

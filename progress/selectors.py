@@ -22,11 +22,13 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, NullIf
 from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
+from courseprogress import replicas
 from courseprogress.models import Course, CourseContent
 from courseprogress.pagination import PageLimitPagination
 from progress import cache, rules
@@ -75,6 +77,22 @@ def content_count(course_id: int) -> int:
     return count
 
 
+def content_count_at(course_id: int) -> tuple[int, str | None]:
+    """content_count(), and the primary's WAL position read in the same query when replicas
+    may compute (else None): where a replica must have replayed to before it answers 3.6."""
+    if not cache.reads_position():
+        return content_count(course_id), None
+    found = (
+        Course.objects.filter(pk=course_id)
+        .annotate(n=Count("contents"), position=RawSQL("pg_current_wal_lsn()::text", []))
+        .values_list("n", "position")
+        .first()
+    )
+    if found is None:
+        raise Http404("Course not found.")
+    return found
+
+
 def _activity_rows(*, course_id: int, user_ids) -> QuerySet:
     return (
         ContentProgress.objects.filter(course_id=course_id, user_id__in=user_ids)
@@ -103,7 +121,7 @@ def learner_progress(*, course_id: int, user_id: int) -> dict:
 
 
 def get_learner_progress(*, course_id: int, user_id: int) -> dict:
-    version = cache.learner_version(course_id=course_id, user_id=user_id)
+    version = cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:
         return learner_progress(course_id=course_id, user_id=user_id)
     return cache.get_or_compute(
@@ -190,7 +208,7 @@ def activities_page(*, course_id: int, user_id: int, params) -> dict:
 
 def get_activities_page(*, course_id: int, user_id: int, params) -> dict:
     params = _relevant(params, ACTIVITY_PARAMS)
-    version = cache.learner_version(course_id=course_id, user_id=user_id)
+    version = cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:  # not enrolled: check existence, do not cache
         ensure_course_and_user(course_id=course_id, user_id=user_id)
         return activities_page(course_id=course_id, user_id=user_id, params=params)
@@ -298,7 +316,7 @@ def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
 
 def get_course_page(*, course_id: int, params) -> dict:
     params = _relevant(params, COURSE_PAGE_PARAMS)
-    stamp = cache.course_stamp(course_id)
+    stamp = cache.course_stamp_at(course_id)
     if stamp is None:
         raise Http404("Course not found.")
     validated = validated_params(CourseLearnersFilter, params, course_page_pagination())
@@ -307,6 +325,16 @@ def get_course_page(*, course_id: int, params) -> dict:
         stamp,
         lambda: course_page(course_id=course_id, params=params),
         cache.ttl("COURSE_PAGE"),
+    )
+
+
+def get_bulk_progress(
+    *, course_id: int, user_ids: list[int], contents: int, position: str | None
+) -> list[dict]:
+    """3.6, computed where every write up to `position` (content_count_at) is visible."""
+    return replicas.compute_at(
+        position,
+        lambda: bulk_progress(course_id=course_id, user_ids=user_ids, contents=contents),
     )
 
 
@@ -414,7 +442,7 @@ def course_analytics(*, course_id: int) -> dict:
 
 
 def get_course_analytics(*, course_id: int) -> dict:
-    stamp = cache.course_stamp(course_id)
+    stamp = cache.course_stamp_at(course_id)
     if stamp is None:
         raise Http404("Course not found.")
     return cache.get_or_compute_once(

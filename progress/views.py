@@ -264,13 +264,18 @@ class BulkProgressView(ApiView):
         own_only = data.get("userIds") == [actor.pk] and json_int(actor.pk) is not None
         if not (own_only or can_manage_course(actor, course_id)):
             raise PermissionDenied()
-        contents = selectors.content_count(course_id) if course_id is not None else None
+        contents, position = (
+            selectors.content_count_at(course_id) if course_id is not None else (None, None)
+        )
         serializer = BulkIn(data=data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
         return Response(
-            selectors.bulk_progress(
-                course_id=fields["courseId"], user_ids=fields["userIds"], contents=contents
+            selectors.get_bulk_progress(
+                course_id=fields["courseId"],
+                user_ids=fields["userIds"],
+                contents=contents,
+                position=position,
             )
         )
 
@@ -382,6 +387,17 @@ class EventsView(ApiView):
 
     @extend_schema(
         operation_id="events_list",
+        summary="The change feed",
+        description=(
+            "Every change to enrollments and progress rows, oldest first, recorded by the "
+            "database in the writing transaction (so every writer produces events). Follow "
+            "`pagination.next` as `after` to see each event exactly once and in `sequence` "
+            "order, even when transactions commit out of order. Events are kept "
+            "EVENT_RETENTION_DAYS (default 30); an older cursor is a 410: start again without "
+            "`after`. `data.activityDuration` is minutes, `data.progressPercent` percent.\n\n"
+            "**Who:** learners see their own events (another `userId` is a 403), course staff "
+            "their courses' (another course is a 403), admins everything; system users 403."
+        ),
         parameters=[
             OpenApiParameter(
                 "after",
