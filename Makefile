@@ -70,6 +70,7 @@ measure-replica: $(VENV)/.dev-deps
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	SECRET_KEY=lint-only $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: $(VENV)/.dev-deps
 	$(BIN)/ruff format .
