@@ -17,8 +17,8 @@ from django.utils.http import urlencode
 from courseprogress.models import Course, CourseContent
 from courseprogress.permissions import can_manage_course
 from progress import cache, selectors
+from progress.formatting import round2
 from progress.models import EnrollmentStatus
-from progress.serializers import round2
 
 STATUS_COLOURS = {
     EnrollmentStatus.ENROLLED: "#8a94a6",

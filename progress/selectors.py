@@ -24,17 +24,24 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, NullIf
-from django.http import Http404
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from courseprogress import replicas
+from courseprogress.exceptions import InvalidQuery, NotFound
 from courseprogress.models import Course, CourseContent
-from courseprogress.pagination import PageLimitPagination
 from progress import cache, rules
-from progress.filters import ActivityFilter, CourseLearnersFilter
-from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
-from progress.serializers import (
+from progress.filters import (
+    ACTIVITY_PARAMS,
+    COURSE_PAGE_PARAMS,
+    ActivityFilter,
+    CourseLearnersFilter,
+    activities_pagination,
+    course_page_pagination,
+    reject_blank_or_repeated,
+    relevant_params,
+    validated_params,
+)
+from progress.formatting import (
     ENROLLMENT_VALUES,
     PROGRESS_VALUES,
     format_activity,
@@ -43,6 +50,7 @@ from progress.serializers import (
     iso,
     round2,
 )
+from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
 
 User = get_user_model()
 
@@ -52,16 +60,16 @@ def ensure_course_and_user(*, course_id: int | None = None, user_id: int | None 
     usable to look up)."""
     if course_id is None:
         if user_id is not None and not User.objects.filter(pk=user_id).exists():
-            raise Http404("User not found.")
+            raise NotFound("User not found.")
         return
     course = Course.objects.filter(pk=course_id)
     if user_id is not None:
         course = course.annotate(user_exists=Exists(User.objects.filter(pk=user_id)))
     found = course.values_list("user_exists" if user_id is not None else "pk", flat=True).first()
     if found is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     if not found:
-        raise Http404("User not found.")
+        raise NotFound("User not found.")
 
 
 def content_count(course_id: int) -> int:
@@ -73,7 +81,7 @@ def content_count(course_id: int) -> int:
         .first()
     )
     if count is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     return count
 
 
@@ -89,7 +97,7 @@ def content_count_at(course_id: int) -> tuple[int, str | None]:
         .first()
     )
     if found is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     return found
 
 
@@ -134,62 +142,6 @@ def get_learner_progress(*, course_id: int, user_id: int) -> dict:
 
 # --- 3.4 ------------------------------------------------------------------------------------
 
-ACTIVITY_PARAMS = ("startDate", "endDate", "status", "page", "limit")
-COURSE_PAGE_PARAMS = ("status", "sortBy", "order", "page", "limit")
-
-
-def activities_pagination() -> PageLimitPagination:
-    return PageLimitPagination(default_limit=100, max_limit=1000)
-
-
-def course_page_pagination() -> PageLimitPagination:
-    return PageLimitPagination(default_limit=20, max_limit=100)
-
-
-def _relevant(params, names) -> dict:
-    """The query parameters an endpoint reads; one given twice keeps its values (a 400 later)."""
-    relevant = {}
-    for name in names:
-        if name in params:
-            values = params.getlist(name) if hasattr(params, "getlist") else [params[name]]
-            relevant[name] = values[0] if len(values) == 1 else values
-    return relevant
-
-
-def reject_blank_or_repeated(params: dict) -> None:
-    """`?page=` or `?status=a&status=b` is a 400, not the default or one of the values."""
-    errors = {}
-    for name, value in params.items():
-        if isinstance(value, list):
-            errors[name] = ["Give this parameter once."]
-        elif value == "":
-            errors[name] = ["This field may not be blank."]
-    if errors:
-        raise ValidationError(errors)
-
-
-def validated_params(filterset_class, params, pagination: PageLimitPagination) -> dict:
-    """The parameters of a list endpoint as the values its page is made from; a 400 for any bad
-    one. Cached pages are keyed on these, after validation: an entry is found only for a
-    request that would have made it (`?limit=2%26order%3Ddesc` is a bad limit, not a hit on
-    `?limit=2&order=desc`), and `?page=01` shares the entry of `?page=1`."""
-    reject_blank_or_repeated(params)
-    filterset = filterset_class(params, queryset=filterset_class._meta.model.objects.none())
-    if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
-    page, limit = pagination.parse(params)
-    values = {"page": page, "limit": limit}
-    for name, value in filterset.form.cleaned_data.items():
-        if value not in (None, ""):
-            values[name] = _canonical(value)
-    return values
-
-
-def _canonical(value):
-    if isinstance(value, tuple | list):
-        return [_canonical(item) for item in value]
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
 
 def activities_page(*, course_id: int, user_id: int, params) -> dict:
     """One learner's rows in a course, filtered, newest update first, one page of them."""
@@ -201,13 +153,13 @@ def activities_page(*, course_id: int, user_id: int, params) -> dict:
         ),
     )
     if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
+        raise InvalidQuery(filterset.errors)
     rows, meta = activities_pagination().paginate(filterset.qs.values(*PROGRESS_VALUES), params)
     return {"results": [format_activity(row) for row in rows], "pagination": meta}
 
 
 def get_activities_page(*, course_id: int, user_id: int, params) -> dict:
-    params = _relevant(params, ACTIVITY_PARAMS)
+    params = relevant_params(params, ACTIVITY_PARAMS)
     version = cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:  # not enrolled: check existence, do not cache
         ensure_course_and_user(course_id=course_id, user_id=user_id)
@@ -307,7 +259,7 @@ def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
         params, queryset=course_learners(course_id=course_id, contents=contents)
     )
     if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
+        raise InvalidQuery(filterset.errors)
     enrollments, meta = course_page_pagination().paginate(
         filterset.qs.values(*ENROLLMENT_VALUES, "progress"), params
     )
@@ -315,10 +267,10 @@ def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
 
 
 def get_course_page(*, course_id: int, params) -> dict:
-    params = _relevant(params, COURSE_PAGE_PARAMS)
+    params = relevant_params(params, COURSE_PAGE_PARAMS)
     stamp = cache.course_stamp_at(course_id)
     if stamp is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     validated = validated_params(CourseLearnersFilter, params, course_page_pagination())
     return cache.get_or_compute(
         cache.course_page_key(course_id, validated),
@@ -381,7 +333,7 @@ def course_analytics(*, course_id: int) -> dict:
         ),
     )
     if not stats["course"]:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
 
     score = Case(
         When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
@@ -444,7 +396,7 @@ def course_analytics(*, course_id: int) -> dict:
 def get_course_analytics(*, course_id: int) -> dict:
     stamp = cache.course_stamp_at(course_id)
     if stamp is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     return cache.get_or_compute_once(
         cache.analytics_key(course_id),
         stamp,

@@ -22,6 +22,7 @@ from courseprogress.schema import envelope, responses
 from courseprogress.throttling import ProgressUpdateThrottle
 from progress import events, selectors, services
 from progress.filters import DATE_OR_DATE_TIME_PATTERN
+from progress.formatting import format_enrollment, format_progress
 from progress.models import Enrollment, EnrollmentStatus, EventType, ProgressStatus
 from progress.serializers import (
     ActivityOut,
@@ -36,8 +37,6 @@ from progress.serializers import (
     LearnerProgressOut,
     ProgressRowOut,
     ProgressUpdateIn,
-    format_enrollment,
-    format_progress,
     json_int,
 )
 

@@ -1,7 +1,7 @@
 from progress import bulk
+from progress.formatting import iso
 from progress.management.base import BatchCommand, Summary, keyset_ids
 from progress.models import Enrollment
-from progress.serializers import iso
 
 
 class Command(BatchCommand):
