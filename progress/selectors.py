@@ -29,7 +29,7 @@ from django.utils import timezone
 from courseprogress import replicas
 from courseprogress.exceptions import InvalidQuery, NotFound
 from courseprogress.models import Course, CourseContent
-from progress import cache, rules
+from progress import read_cache, rules
 from progress.filters import (
     ACTIVITY_PARAMS,
     COURSE_PAGE_PARAMS,
@@ -88,7 +88,7 @@ def content_count(course_id: int) -> int:
 def content_count_at(course_id: int) -> tuple[int, str | None]:
     """content_count(), and the primary's WAL position read in the same query when replicas
     may compute (else None): where a replica must have replayed to before it answers 3.6."""
-    if not cache.reads_position():
+    if not read_cache.reads_position():
         return content_count(course_id), None
     found = (
         Course.objects.filter(pk=course_id)
@@ -109,7 +109,7 @@ def _activity_rows(*, course_id: int, user_ids) -> QuerySet:
     )
 
 
-# --- 3.1 ------------------------------------------------------------------------------------
+# --- one learner's progress in a course -------------------------------------------------------
 
 
 def learner_progress(*, course_id: int, user_id: int) -> dict:
@@ -128,19 +128,19 @@ def learner_progress(*, course_id: int, user_id: int) -> dict:
     }
 
 
-def get_learner_progress(*, course_id: int, user_id: int) -> dict:
-    version = cache.learner_stamp(course_id=course_id, user_id=user_id)
+def cached_learner_progress(*, course_id: int, user_id: int) -> dict:
+    version = read_cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:
         return learner_progress(course_id=course_id, user_id=user_id)
-    return cache.get_or_compute(
-        cache.learner_key(course_id, user_id),
+    return read_cache.cached(
+        read_cache.learner_key(course_id, user_id),
         version,
         lambda: learner_progress(course_id=course_id, user_id=user_id),
-        cache.ttl("LEARNER_PROGRESS"),
+        ttl_name="LEARNER_PROGRESS",
     )
 
 
-# --- 3.4 ------------------------------------------------------------------------------------
+# --- one learner's activities -----------------------------------------------------------------
 
 
 def activities_page(*, course_id: int, user_id: int, params) -> dict:
@@ -158,22 +158,22 @@ def activities_page(*, course_id: int, user_id: int, params) -> dict:
     return {"results": [format_activity(row) for row in rows], "pagination": meta}
 
 
-def get_activities_page(*, course_id: int, user_id: int, params) -> dict:
+def cached_activities_page(*, course_id: int, user_id: int, params) -> dict:
     params = relevant_params(params, ACTIVITY_PARAMS)
-    version = cache.learner_stamp(course_id=course_id, user_id=user_id)
+    version = read_cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:  # not enrolled: check existence, do not cache
         ensure_course_and_user(course_id=course_id, user_id=user_id)
         return activities_page(course_id=course_id, user_id=user_id, params=params)
     validated = validated_params(ActivityFilter, params, activities_pagination())
-    return cache.get_or_compute(
-        cache.activities_key(course_id, user_id, validated),
+    return read_cache.cached(
+        read_cache.activities_key(course_id, user_id, validated),
         version,
         lambda: activities_page(course_id=course_id, user_id=user_id, params=params),
-        cache.ttl("LEARNER_PROGRESS"),
+        ttl_name="LEARNER_PROGRESS",
     )
 
 
-# --- per-learner course progress (3.2, 3.6) -------------------------------------------------
+# --- per-learner course progress (course page, bulk) ------------------------------------------
 
 
 def _score_total():
@@ -266,21 +266,21 @@ def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
     return {"results": learner_entries(enrollments, course_id=course_id), "pagination": meta}
 
 
-def get_course_page(*, course_id: int, params) -> dict:
+def cached_course_page(*, course_id: int, params) -> dict:
     params = relevant_params(params, COURSE_PAGE_PARAMS)
-    stamp = cache.course_stamp_at(course_id)
+    stamp = read_cache.course_stamp_at(course_id)
     if stamp is None:
         raise NotFound("Course not found.")
     validated = validated_params(CourseLearnersFilter, params, course_page_pagination())
-    return cache.get_or_compute(
-        cache.course_page_key(course_id, validated),
+    return read_cache.cached(
+        read_cache.course_page_key(course_id, validated),
         stamp,
         lambda: course_page(course_id=course_id, params=params),
-        cache.ttl("COURSE_PAGE"),
+        ttl_name="COURSE_PAGE",
     )
 
 
-def get_bulk_progress(
+def bulk_progress_at(
     *, course_id: int, user_ids: list[int], contents: int, position: str | None
 ) -> list[dict]:
     """3.6, computed where every write up to `position` (content_count_at) is visible."""
@@ -307,7 +307,7 @@ def bulk_progress(*, course_id: int, user_ids: list[int], contents: int) -> list
     ]
 
 
-# --- 3.5 ------------------------------------------------------------------------------------
+# --- course analytics -------------------------------------------------------------------------
 
 
 def course_analytics(*, course_id: int) -> dict:
@@ -393,19 +393,20 @@ def course_analytics(*, course_id: int) -> dict:
     }
 
 
-def get_course_analytics(*, course_id: int) -> dict:
-    stamp = cache.course_stamp_at(course_id)
+def cached_course_analytics(*, course_id: int) -> dict:
+    stamp = read_cache.course_stamp_at(course_id)
     if stamp is None:
         raise NotFound("Course not found.")
-    return cache.get_or_compute_once(
-        cache.analytics_key(course_id),
+    return read_cache.cached(
+        read_cache.analytics_key(course_id),
         stamp,
         lambda: course_analytics(course_id=course_id),
-        cache.ttl("COURSE_ANALYTICS"),
+        ttl_name="COURSE_ANALYTICS",
+        once=True,
     )
 
 
-# --- admin pages (issue 5): reads for the enrollment page, the CSV export, the dashboard ------
+# --- admin pages: reads for the enrollment page, the CSV export, the dashboard ----------------
 
 
 def enrollment_progress(*, enrollment_ids) -> dict[int, float]:
