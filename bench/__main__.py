@@ -385,7 +385,8 @@ def bench_size(args, size: str) -> dict:
     env = base_env(args, size)
     ensure_database(env["DATABASE_URL"])
     data_file = WORK / f"{size}.data"
-    print(f"\n== {size}: seed_demo --courses {courses} --contents {contents} --learners {learners}")
+    sizes = f"--courses {courses} --contents {contents} --learners {learners}"
+    print(f"\n== {size}: seed_dataset {sizes}")
     started = time.monotonic()
     prepared = python_step(
         "bench.prepare",
@@ -558,7 +559,7 @@ def cold_analytics(args, store: Store, prepared: dict, round_no: int) -> Run:
 
     def drop(path: str) -> None:
         course = path.split("/")[3]
-        # progress.cache.analytics_key(course) and its lock keys
+        # progress.read_cache.analytics_key(course) and its lock keys
         store.delete_matching(f"*:analytics:*:{course}")
         store.delete_matching(f"*:analytics:*:{course}:*")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import django
 
-# The cache entries each endpoint reads (the kinds of progress/cache.py's key builders).
+# The cache entries each endpoint reads (the kinds of progress/read_cache.py's key builders).
 CACHE_KINDS = {
     "learner": ("learner",),
     "activities": ("activities",),

@@ -2,7 +2,7 @@
 
 Run by `python -m bench` in a subprocess whose DATABASE_URL points at the bench database (never
 the developer's). Steps, all idempotent:
-1. `migrate`, then `seed_demo --courses C --contents N --learners L` (deterministic, resumable);
+1. `migrate`, then `seed_dataset --courses C --contents N --learners L` (deterministic, resumable);
 2. an API token for every seeded learner, made in bulk;
 3. the "bench POST course": N content items, every learner enrolled, no progress rows, so that
    the update benchmark creates rows (and updates them) and its rows can be counted exactly;
@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     call_command("migrate", interactive=False, verbosity=0)
     migrated = time.monotonic()
     call_command(
-        "seed_demo",
+        "seed_dataset",
         courses=args.courses,
         contents=args.contents,
         learners=args.learners,
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     info = fixtures(args)
     info["timings_s"] = {
         "migrate": round(migrated - started, 1),
-        "seed_demo": round(seeded - migrated, 1),
+        "seed_dataset": round(seeded - migrated, 1),
         "fixtures": round(time.monotonic() - seeded, 1),
     }
     print("BENCH_PREPARED " + json.dumps(info), flush=True)
@@ -62,11 +62,11 @@ def fixtures(args) -> dict:
     from rest_framework.authtoken.models import Token
 
     from courseprogress.models import Course, CourseContent, CourseStaff
-    from progress.management.bench import BenchSpec
+    from progress.management.dataset import DatasetSpec
     from progress.models import ContentProgress, Enrollment
 
     User = get_user_model()
-    spec = BenchSpec(
+    spec = DatasetSpec(
         courses=args.courses, contents=args.contents, learners=args.learners, seed=args.seed
     )
     owner = User.objects.get(username=spec.owner_name)

@@ -50,6 +50,22 @@ class Conflict(Exception):
         self.message = message
 
 
+class NotFound(Exception):
+    """A domain error: the course, user or enrollment named does not exist (404)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidQuery(Exception):
+    """A domain error: query parameters outside their allowed set (400 with `errors`)."""
+
+    def __init__(self, errors: dict):
+        super().__init__(errors)
+        self.errors = errors
+
+
 def failure(status_code: int, message: str | None = None, errors: dict | None = None) -> dict:
     body = {"success": False, "message": message or STATUS_MESSAGES.get(status_code, "Error")}
     if errors is not None:
@@ -108,7 +124,11 @@ def api_exception_handler(exc, context):
         request.accepted_renderer = EnvelopeJSONRenderer()
         request.accepted_media_type = "application/json"
 
-    if isinstance(exc, Http404):
+    if isinstance(exc, NotFound):
+        exc = exceptions.NotFound(exc.message)
+    elif isinstance(exc, InvalidQuery):
+        exc = exceptions.ValidationError(exc.errors)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound(exc.args[0] if exc.args else None)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

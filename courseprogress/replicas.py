@@ -1,7 +1,7 @@
 """Cache misses computed on PostgreSQL streaming replicas, never older than their stamp.
 
 A cached read reads its stamp on the primary, and with it the primary's WAL position
-(`pg_current_wal_lsn()`, in the same statement: progress/cache.py). Every write the stamp
+(`pg_current_wal_lsn()`, in the same statement: progress/read_cache.py). Every write the stamp
 reflects was committed, so its WAL is at or before that position. A replica that has replayed
 the WAL up to there (`pg_last_wal_replay_lsn()`) therefore sees every such write: what it
 computes is never older than the stamp it is stored under, and a read after a write, by

@@ -17,8 +17,8 @@ from courseprogress import replicas
 from courseprogress.apiview import ApiView
 from courseprogress.exceptions import json_failure
 from courseprogress.schema import envelope, responses
+from courseprogress.serializers import TokenIn, TokenOut
 from courseprogress.throttling import TokenRequestThrottle
-from progress.serializers import TokenIn, TokenOut
 
 logger = logging.getLogger("courseprogress.health")
 

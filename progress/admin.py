@@ -28,9 +28,9 @@ from courseprogress.models import CourseContent
 from courseprogress.permissions import is_admin, may_act_for_anyone
 from progress import admin_actions, selectors, services
 from progress.admin_actions import refusal
+from progress.formatting import round2
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus
 from progress.rules import ALLOWED_MOVES
-from progress.serializers import round2
 
 User = get_user_model()
 

@@ -14,12 +14,12 @@ from django.template.response import TemplateResponse
 
 from courseprogress.exceptions import Conflict
 from progress import selectors, services
+from progress.formatting import iso, round2
 from progress.models import (
     MAX_CERTIFICATE_URL_LENGTH,
     EnrollmentStatus,
     validate_certificate_url,
 )
-from progress.serializers import iso, round2
 
 MAX_LISTED_REFUSALS = 10
 

@@ -16,9 +16,9 @@ from django.utils.http import urlencode
 
 from courseprogress.models import Course, CourseContent
 from courseprogress.permissions import can_manage_course
-from progress import cache, selectors
+from progress import read_cache, selectors
+from progress.formatting import round2
 from progress.models import EnrollmentStatus
-from progress.serializers import round2
 
 STATUS_COLOURS = {
     EnrollmentStatus.ENROLLED: "#8a94a6",
@@ -147,7 +147,7 @@ def course_dashboard(request, course_id: int, *, admin_site):
             request, f'Course with ID "{course_id}" does not exist. Perhaps it was deleted?'
         )
         return HttpResponseRedirect(reverse("admin:courseprogress_course_changelist"))
-    analytics = cache.as_data(selectors.get_course_analytics(course_id=course_id))
+    analytics = read_cache.as_data(selectors.cached_course_analytics(course_id=course_id))
     titles = dict(CourseContent.objects.filter(course_id=course_id).values_list("pk", "title"))
     context = {
         **admin_site.each_context(request),

@@ -49,7 +49,7 @@ from courseprogress import replicas
 from courseprogress.permissions import is_admin, is_system, taught_course_ids
 from courseprogress.renderers import json_fragment
 from progress.event_models import Event, EventPruneMark, EventType, event_id
-from progress.serializers import iso
+from progress.formatting import iso
 
 FEED_PARAMS = ("after", "courseId", "userId", "type", "limit")
 DEFAULT_LIMIT = 100

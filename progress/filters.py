@@ -1,4 +1,5 @@
-"""Query parameters of the list endpoints. A value outside its allowed set is a 400."""
+"""Query parameters of the list endpoints: the FilterSets, and which parameters each endpoint
+reads, validated before any cache lookup. A value outside its allowed set is a 400."""
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
@@ -8,6 +9,8 @@ from django import forms
 from django.db.models import F
 from django.utils import timezone
 
+from courseprogress.exceptions import InvalidQuery
+from courseprogress.pagination import PageLimitPagination
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
 
 # RFC 3339: a full date, or a date-time with seconds and an offset; years 1970 to 9998.
@@ -149,3 +152,63 @@ class CourseLearnersFilter(django_filters.FilterSet):
         else:
             ordering = field.asc(nulls_last=True)
         return queryset.order_by(ordering, "user_id")
+
+
+# --- query-parameter hygiene: what the list endpoints read, validated before any cache lookup
+
+
+ACTIVITY_PARAMS = ("startDate", "endDate", "status", "page", "limit")
+COURSE_PAGE_PARAMS = ("status", "sortBy", "order", "page", "limit")
+
+
+def activities_pagination() -> PageLimitPagination:
+    return PageLimitPagination(default_limit=100, max_limit=1000)
+
+
+def course_page_pagination() -> PageLimitPagination:
+    return PageLimitPagination(default_limit=20, max_limit=100)
+
+
+def relevant_params(params, names) -> dict:
+    """The query parameters an endpoint reads; one given twice keeps its values (a 400 later)."""
+    relevant = {}
+    for name in names:
+        if name in params:
+            values = params.getlist(name) if hasattr(params, "getlist") else [params[name]]
+            relevant[name] = values[0] if len(values) == 1 else values
+    return relevant
+
+
+def reject_blank_or_repeated(params: dict) -> None:
+    """`?page=` or `?status=a&status=b` is a 400, not the default or one of the values."""
+    errors = {}
+    for name, value in params.items():
+        if isinstance(value, list):
+            errors[name] = ["Give this parameter once."]
+        elif value == "":
+            errors[name] = ["This field may not be blank."]
+    if errors:
+        raise InvalidQuery(errors)
+
+
+def validated_params(filterset_class, params, pagination: PageLimitPagination) -> dict:
+    """The parameters of a list endpoint as the values its page is made from; a 400 for any bad
+    one. Cached pages are keyed on these, after validation: an entry is found only for a
+    request that would have made it (`?limit=2%26order%3Ddesc` is a bad limit, not a hit on
+    `?limit=2&order=desc`), and `?page=01` shares the entry of `?page=1`."""
+    reject_blank_or_repeated(params)
+    filterset = filterset_class(params, queryset=filterset_class._meta.model.objects.none())
+    if not filterset.is_valid():
+        raise InvalidQuery(filterset.errors)
+    page, limit = pagination.parse(params)
+    values = {"page": page, "limit": limit}
+    for name, value in filterset.form.cleaned_data.items():
+        if value not in (None, ""):
+            values[name] = _canonical(value)
+    return values
+
+
+def _canonical(value):
+    if isinstance(value, tuple | list):
+        return [_canonical(item) for item in value]
+    return value.isoformat() if hasattr(value, "isoformat") else value

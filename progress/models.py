@@ -157,7 +157,7 @@ class Enrollment(models.Model):
     # Owned by the database: triggers (migration 0003_freshness_triggers) raise it by one on
     # every update of the row and on every write to the learner's progress rows in the course,
     # whoever writes, and whatever value the writer sent. With the enrollment id it stamps the
-    # learner's cached reads (progress/cache.py).
+    # learner's cached reads (progress/read_cache.py).
     cache_version = models.BigIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:

@@ -2,8 +2,8 @@
 
 Everything that decides where an enrollment may go, where it goes by itself and what entering a
 status does lives here; the services (one enrollment at a time), the set-based sync
-(progress/bulk.py, the same rule in SQL), the selectors, the admin and the commands' help texts
-all read it. No database access and no Django model here, so any module may import it.
+(progress/status_sync.py, the same rule in SQL), the selectors, the admin and the commands' help
+texts all read it. No database access and no Django model here, so any module may import it.
 """
 
 from datetime import datetime

@@ -24,17 +24,24 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, NullIf
-from django.http import Http404
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from courseprogress import replicas
+from courseprogress.exceptions import InvalidQuery, NotFound
 from courseprogress.models import Course, CourseContent
-from courseprogress.pagination import PageLimitPagination
-from progress import cache, rules
-from progress.filters import ActivityFilter, CourseLearnersFilter
-from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
-from progress.serializers import (
+from progress import read_cache, rules
+from progress.filters import (
+    ACTIVITY_PARAMS,
+    COURSE_PAGE_PARAMS,
+    ActivityFilter,
+    CourseLearnersFilter,
+    activities_pagination,
+    course_page_pagination,
+    reject_blank_or_repeated,
+    relevant_params,
+    validated_params,
+)
+from progress.formatting import (
     ENROLLMENT_VALUES,
     PROGRESS_VALUES,
     format_activity,
@@ -43,6 +50,7 @@ from progress.serializers import (
     iso,
     round2,
 )
+from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
 
 User = get_user_model()
 
@@ -52,16 +60,16 @@ def ensure_course_and_user(*, course_id: int | None = None, user_id: int | None 
     usable to look up)."""
     if course_id is None:
         if user_id is not None and not User.objects.filter(pk=user_id).exists():
-            raise Http404("User not found.")
+            raise NotFound("User not found.")
         return
     course = Course.objects.filter(pk=course_id)
     if user_id is not None:
         course = course.annotate(user_exists=Exists(User.objects.filter(pk=user_id)))
     found = course.values_list("user_exists" if user_id is not None else "pk", flat=True).first()
     if found is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     if not found:
-        raise Http404("User not found.")
+        raise NotFound("User not found.")
 
 
 def content_count(course_id: int) -> int:
@@ -73,14 +81,14 @@ def content_count(course_id: int) -> int:
         .first()
     )
     if count is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     return count
 
 
 def content_count_at(course_id: int) -> tuple[int, str | None]:
     """content_count(), and the primary's WAL position read in the same query when replicas
     may compute (else None): where a replica must have replayed to before it answers 3.6."""
-    if not cache.reads_position():
+    if not read_cache.reads_position():
         return content_count(course_id), None
     found = (
         Course.objects.filter(pk=course_id)
@@ -89,7 +97,7 @@ def content_count_at(course_id: int) -> tuple[int, str | None]:
         .first()
     )
     if found is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     return found
 
 
@@ -101,7 +109,7 @@ def _activity_rows(*, course_id: int, user_ids) -> QuerySet:
     )
 
 
-# --- 3.1 ------------------------------------------------------------------------------------
+# --- one learner's progress in a course -------------------------------------------------------
 
 
 def learner_progress(*, course_id: int, user_id: int) -> dict:
@@ -120,75 +128,19 @@ def learner_progress(*, course_id: int, user_id: int) -> dict:
     }
 
 
-def get_learner_progress(*, course_id: int, user_id: int) -> dict:
-    version = cache.learner_stamp(course_id=course_id, user_id=user_id)
+def cached_learner_progress(*, course_id: int, user_id: int) -> dict:
+    version = read_cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:
         return learner_progress(course_id=course_id, user_id=user_id)
-    return cache.get_or_compute(
-        cache.learner_key(course_id, user_id),
+    return read_cache.cached(
+        read_cache.learner_key(course_id, user_id),
         version,
         lambda: learner_progress(course_id=course_id, user_id=user_id),
-        cache.ttl("LEARNER_PROGRESS"),
+        ttl_name="LEARNER_PROGRESS",
     )
 
 
-# --- 3.4 ------------------------------------------------------------------------------------
-
-ACTIVITY_PARAMS = ("startDate", "endDate", "status", "page", "limit")
-COURSE_PAGE_PARAMS = ("status", "sortBy", "order", "page", "limit")
-
-
-def activities_pagination() -> PageLimitPagination:
-    return PageLimitPagination(default_limit=100, max_limit=1000)
-
-
-def course_page_pagination() -> PageLimitPagination:
-    return PageLimitPagination(default_limit=20, max_limit=100)
-
-
-def _relevant(params, names) -> dict:
-    """The query parameters an endpoint reads; one given twice keeps its values (a 400 later)."""
-    relevant = {}
-    for name in names:
-        if name in params:
-            values = params.getlist(name) if hasattr(params, "getlist") else [params[name]]
-            relevant[name] = values[0] if len(values) == 1 else values
-    return relevant
-
-
-def reject_blank_or_repeated(params: dict) -> None:
-    """`?page=` or `?status=a&status=b` is a 400, not the default or one of the values."""
-    errors = {}
-    for name, value in params.items():
-        if isinstance(value, list):
-            errors[name] = ["Give this parameter once."]
-        elif value == "":
-            errors[name] = ["This field may not be blank."]
-    if errors:
-        raise ValidationError(errors)
-
-
-def validated_params(filterset_class, params, pagination: PageLimitPagination) -> dict:
-    """The parameters of a list endpoint as the values its page is made from; a 400 for any bad
-    one. Cached pages are keyed on these, after validation: an entry is found only for a
-    request that would have made it (`?limit=2%26order%3Ddesc` is a bad limit, not a hit on
-    `?limit=2&order=desc`), and `?page=01` shares the entry of `?page=1`."""
-    reject_blank_or_repeated(params)
-    filterset = filterset_class(params, queryset=filterset_class._meta.model.objects.none())
-    if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
-    page, limit = pagination.parse(params)
-    values = {"page": page, "limit": limit}
-    for name, value in filterset.form.cleaned_data.items():
-        if value not in (None, ""):
-            values[name] = _canonical(value)
-    return values
-
-
-def _canonical(value):
-    if isinstance(value, tuple | list):
-        return [_canonical(item) for item in value]
-    return value.isoformat() if hasattr(value, "isoformat") else value
+# --- one learner's activities -----------------------------------------------------------------
 
 
 def activities_page(*, course_id: int, user_id: int, params) -> dict:
@@ -201,27 +153,27 @@ def activities_page(*, course_id: int, user_id: int, params) -> dict:
         ),
     )
     if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
+        raise InvalidQuery(filterset.errors)
     rows, meta = activities_pagination().paginate(filterset.qs.values(*PROGRESS_VALUES), params)
     return {"results": [format_activity(row) for row in rows], "pagination": meta}
 
 
-def get_activities_page(*, course_id: int, user_id: int, params) -> dict:
-    params = _relevant(params, ACTIVITY_PARAMS)
-    version = cache.learner_stamp(course_id=course_id, user_id=user_id)
+def cached_activities_page(*, course_id: int, user_id: int, params) -> dict:
+    params = relevant_params(params, ACTIVITY_PARAMS)
+    version = read_cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:  # not enrolled: check existence, do not cache
         ensure_course_and_user(course_id=course_id, user_id=user_id)
         return activities_page(course_id=course_id, user_id=user_id, params=params)
     validated = validated_params(ActivityFilter, params, activities_pagination())
-    return cache.get_or_compute(
-        cache.activities_key(course_id, user_id, validated),
+    return read_cache.cached(
+        read_cache.activities_key(course_id, user_id, validated),
         version,
         lambda: activities_page(course_id=course_id, user_id=user_id, params=params),
-        cache.ttl("LEARNER_PROGRESS"),
+        ttl_name="LEARNER_PROGRESS",
     )
 
 
-# --- per-learner course progress (3.2, 3.6) -------------------------------------------------
+# --- per-learner course progress (course page, bulk) ------------------------------------------
 
 
 def _score_total():
@@ -307,28 +259,28 @@ def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
         params, queryset=course_learners(course_id=course_id, contents=contents)
     )
     if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
+        raise InvalidQuery(filterset.errors)
     enrollments, meta = course_page_pagination().paginate(
         filterset.qs.values(*ENROLLMENT_VALUES, "progress"), params
     )
     return {"results": learner_entries(enrollments, course_id=course_id), "pagination": meta}
 
 
-def get_course_page(*, course_id: int, params) -> dict:
-    params = _relevant(params, COURSE_PAGE_PARAMS)
-    stamp = cache.course_stamp_at(course_id)
+def cached_course_page(*, course_id: int, params) -> dict:
+    params = relevant_params(params, COURSE_PAGE_PARAMS)
+    stamp = read_cache.course_stamp_at(course_id)
     if stamp is None:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
     validated = validated_params(CourseLearnersFilter, params, course_page_pagination())
-    return cache.get_or_compute(
-        cache.course_page_key(course_id, validated),
+    return read_cache.cached(
+        read_cache.course_page_key(course_id, validated),
         stamp,
         lambda: course_page(course_id=course_id, params=params),
-        cache.ttl("COURSE_PAGE"),
+        ttl_name="COURSE_PAGE",
     )
 
 
-def get_bulk_progress(
+def bulk_progress_at(
     *, course_id: int, user_ids: list[int], contents: int, position: str | None
 ) -> list[dict]:
     """3.6, computed where every write up to `position` (content_count_at) is visible."""
@@ -355,7 +307,7 @@ def bulk_progress(*, course_id: int, user_ids: list[int], contents: int) -> list
     ]
 
 
-# --- 3.5 ------------------------------------------------------------------------------------
+# --- course analytics -------------------------------------------------------------------------
 
 
 def course_analytics(*, course_id: int) -> dict:
@@ -381,7 +333,7 @@ def course_analytics(*, course_id: int) -> dict:
         ),
     )
     if not stats["course"]:
-        raise Http404("Course not found.")
+        raise NotFound("Course not found.")
 
     score = Case(
         When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
@@ -441,19 +393,20 @@ def course_analytics(*, course_id: int) -> dict:
     }
 
 
-def get_course_analytics(*, course_id: int) -> dict:
-    stamp = cache.course_stamp_at(course_id)
+def cached_course_analytics(*, course_id: int) -> dict:
+    stamp = read_cache.course_stamp_at(course_id)
     if stamp is None:
-        raise Http404("Course not found.")
-    return cache.get_or_compute_once(
-        cache.analytics_key(course_id),
+        raise NotFound("Course not found.")
+    return read_cache.cached(
+        read_cache.analytics_key(course_id),
         stamp,
         lambda: course_analytics(course_id=course_id),
-        cache.ttl("COURSE_ANALYTICS"),
+        ttl_name="COURSE_ANALYTICS",
+        once=True,
     )
 
 
-# --- admin pages (issue 5): reads for the enrollment page, the CSV export, the dashboard ------
+# --- admin pages: reads for the enrollment page, the CSV export, the dashboard ----------------
 
 
 def enrollment_progress(*, enrollment_ids) -> dict[int, float]:

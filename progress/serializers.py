@@ -1,15 +1,12 @@
-"""Input serializers validate shape; output formatters shape JSON.
+"""Input rules (what a request body may hold) and the schema classes of the output.
 
-Output is built as plain dicts from the rows the selectors fetched (DRF field-by-field
-serialisation dominated the course page profile); the Serializer classes below the formatters
-describe the same fields for the OpenAPI schema, and tests compare both.
+The output itself is built by progress/formatting.py; the *Out classes below describe the same
+fields for the OpenAPI schema, and tests compare both.
 """
 
 import math
-from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -28,119 +25,9 @@ from progress.models import (
     metadata_problem,
 )
 
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MAX_ID = 2**31 - 1
-
-# --- output -------------------------------------------------------------------------------
-
-
-def iso(value: datetime | None) -> str | None:
-    """UTC, ISO 8601 with milliseconds and Z: 2025-10-13T17:50:51.683Z."""
-    if value is None:
-        return None
-    # isoformat() is C code; the [:23] drops the "+00:00" (years are always four digits).
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
-
-
-def _local_date_and_time(value: datetime) -> tuple[str, str]:
-    """DD-Mon-YYYY and HH:MM:SS in the server's TIME_ZONE, English month names whatever the
-    locale."""
-    local = value.astimezone(timezone.get_default_timezone())
-    date = f"{local.day:02d}-{MONTHS[local.month - 1]}-{local.year:04d}"
-    return date, local.isoformat(timespec="seconds")[11:19]
-
-
-def v_fields(created: datetime, updated: datetime) -> dict:
-    """The four v_ fields (each timestamp converted once: rows come by the thousand)."""
-    created_date, created_time = _local_date_and_time(created)
-    updated_date, updated_time = _local_date_and_time(updated)
-    return {
-        "v_created_date": created_date,
-        "v_created_time": created_time,
-        "v_updated_date": updated_date,
-        "v_updated_time": updated_time,
-    }
-
-
-def percent_str(value) -> str:
-    return f"{Decimal(value):.2f}"
-
-
-def round2(value) -> float:
-    return round(float(value or 0), 2)
-
-
-ENROLLMENT_VALUES = (
-    "id",
-    "user_id",
-    "course_id",
-    "status",
-    "enrolled_at",
-    "completed_at",
-    "certificate_url",
-    "metadata",
-    "created_at",
-    "updated_at",
-)
-PROGRESS_VALUES = (
-    "id",
-    "user_id",
-    "course_id",
-    "content_id",
-    "status",
-    "duration",
-    "percent",
-    "metadata",
-    "created_at",
-    "updated_at",
-)
-
-
-def format_enrollment(row) -> dict:
-    """An enrollment object from a values() dict or a model instance's vars()."""
-    return {
-        **v_fields(row["created_at"], row["updated_at"]),
-        "enrollmentId": row["id"],
-        "userId": row["user_id"],
-        "courseId": row["course_id"],
-        "enrollmentStatus": row["status"],
-        "enrollmentDate": iso(row["enrolled_at"]),
-        "completionDate": iso(row["completed_at"]),
-        "certificateUrl": row["certificate_url"] or None,
-        "metadata": row["metadata"] if row["metadata"] is not None else {},
-        "enrollment_created_at": iso(row["created_at"]),
-        "enrollment_updated_at": iso(row["updated_at"]),
-    }
-
-
-def format_progress(row) -> dict:
-    """A progress row / activity log object."""
-    return {
-        **v_fields(row["created_at"], row["updated_at"]),
-        "progressId": row["id"],
-        "userId": row["user_id"],
-        "courseId": row["course_id"],
-        "courseContentId": row["content_id"],
-        "progressStatus": row["status"],
-        "activityDuration": row["duration"],
-        "progressPercent": percent_str(row["percent"]),
-        "metadata": row["metadata"] if row["metadata"] is not None else {},
-        "user_course_content_progress_created_at": iso(row["created_at"]),
-        "user_course_content_progress_updated_at": iso(row["updated_at"]),
-    }
-
-
-def format_activity(row) -> dict:
-    """The shorter activity item of 3.4."""
-    return {
-        "progressId": row["id"],
-        "courseContentId": row["content_id"],
-        "progressStatus": row["status"],
-        "activityDuration": row["duration"],
-        "progressPercent": percent_str(row["percent"]),
-        **v_fields(row["created_at"], row["updated_at"]),
-    }
-
+# A progressPercent as the output writes it: two decimals, "0.00" to "100.00".
+PERCENT_PATTERN = r"^(100\.00|[0-9]{1,2}\.[0-9]{2})$"
 
 # --- input --------------------------------------------------------------------------------
 
@@ -310,11 +197,6 @@ class EnrollmentPatchIn(serializers.Serializer):
     metadata = MetadataField(required=False)
 
 
-class TokenIn(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=1024, style={"input_type": "password"})
-
-
 # --- output, described for the schema -----------------------------------------------------
 
 
@@ -348,7 +230,7 @@ class ProgressRowOut(_VirtualFields):
     progressStatus = ListedChoiceField(choices=ProgressStatus.choices)
     activityDuration = serializers.IntegerField(min_value=0)
     progressPercent = serializers.RegexField(
-        r"^(100\.00|[0-9]{1,2}\.[0-9]{2})$", help_text='Two decimals, "0.00" to "100.00"'
+        PERCENT_PATTERN, help_text='Two decimals, "0.00" to "100.00"'
     )
     metadata = serializers.DictField()
     user_course_content_progress_created_at = serializers.DateTimeField()
@@ -360,7 +242,7 @@ class ActivityOut(serializers.Serializer):
     courseContentId = serializers.IntegerField()
     progressStatus = ListedChoiceField(choices=ProgressStatus.choices)
     activityDuration = serializers.IntegerField(min_value=0)
-    progressPercent = serializers.RegexField(r"^(100\.00|[0-9]{1,2}\.[0-9]{2})$")
+    progressPercent = serializers.RegexField(PERCENT_PATTERN)
     v_created_date = serializers.CharField()
     v_created_time = serializers.CharField()
     v_updated_date = serializers.CharField()
@@ -395,10 +277,6 @@ class AnalyticsOut(serializers.Serializer):
     totalActivities = serializers.IntegerField(min_value=0)
     contentEngagement = ContentEngagementOut(many=True)
     computedAt = serializers.DateTimeField()
-
-
-class TokenOut(serializers.Serializer):
-    token = serializers.CharField()
 
 
 class EventOut(serializers.Serializer):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import CourseContent
-from progress import cache, rules
+from progress import read_cache, rules
 from progress.models import (
     CERTIFICATE_URL_ERROR,
     METADATA_ERRORS,
@@ -59,7 +59,7 @@ def _lock_enrollment(*, user_id: int, course_id: int) -> Enrollment | None:
 def _save_enrollment(enrollment: Enrollment, *, status_changed: bool, fields: list[str]) -> None:
     """Save the given fields; updated_at moves only with the status.
 
-    The database moves the cache stamps (progress/cache.py); after commit the superseded
+    The database moves the cache stamps (progress/read_cache.py); after commit the superseded
     entries are dropped too, to keep Redis small."""
     if status_changed:
         enrollment.save(update_fields=[*fields, "updated_at"])  # auto_now sets updated_at
@@ -67,7 +67,7 @@ def _save_enrollment(enrollment: Enrollment, *, status_changed: bool, fields: li
         Enrollment.objects.filter(pk=enrollment.pk).update(
             **{name: getattr(enrollment, name) for name in fields}
         )
-    cache.invalidate_on_commit(user_id=enrollment.user_id, course_id=enrollment.course_id)
+    read_cache.invalidate_on_commit(user_id=enrollment.user_id, course_id=enrollment.course_id)
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def record_progress(
             .filter(user_id=user_id, course_id=course_id, content_id=content_id)
             .first()
         ) or ContentProgress(user_id=user_id, course_id=course_id, content_id=content_id)
-        changes = progress_changes(
+        changes = merged_progress_fields(
             row,
             status=status,
             percent=percent,
@@ -132,7 +132,7 @@ def record_progress(
     return row
 
 
-def progress_changes(
+def merged_progress_fields(
     row: ContentProgress,
     *,
     status: str,
@@ -174,7 +174,7 @@ def progress_changes(
     }
 
 
-def progress_update_changes(stored: ContentProgress | None, **update) -> bool:
+def would_change_progress(stored: ContentProgress | None, **update) -> bool:
     """Whether record_progress(**update) would write anything to `stored` (None: a new row).
 
     Lets an import skip rows already as asked, so a second run changes nothing, and an export
@@ -184,12 +184,12 @@ def progress_update_changes(stored: ContentProgress | None, **update) -> bool:
     """
     if stored is None:
         return True
-    if not progress_changes(stored, **{**update, "exact": True}):
+    if not merged_progress_fields(stored, **{**update, "exact": True}):
         return False  # already exactly as asked
     if update.get("status") == ProgressStatus.LOCKED and not update.get("exact"):
         return True
     try:
-        return bool(progress_changes(stored, **update))
+        return bool(merged_progress_fields(stored, **update))
     except (Conflict, ValidationError):
         return True
 
@@ -223,7 +223,7 @@ def automatic_status(enrollment: Enrollment, stats: ProgressStats) -> str:
 
 
 # A bulk writer (the import) defers the sync of each row's enrollment to the end of its batch,
-# where it syncs them all set-based (progress.bulk.apply_enrollment_status_drift).
+# where it syncs them all set-based (progress.status_sync.apply_enrollment_status_drift).
 _sync_deferred = ContextVar("enrollment_sync_deferred", default=False)
 
 
@@ -293,7 +293,7 @@ def enrol_with_outcome(*, user_id: int, course_id: int) -> tuple[Enrollment, str
             try:
                 with transaction.atomic():
                     enrollment = Enrollment.objects.create(user_id=user_id, course_id=course_id)
-                cache.invalidate_on_commit(user_id=user_id, course_id=course_id)
+                read_cache.invalidate_on_commit(user_id=user_id, course_id=course_id)
                 return enrollment, "created"
             except IntegrityError:  # a concurrent request enrolled first
                 enrollment = _lock_enrollment(user_id=user_id, course_id=course_id)

@@ -22,6 +22,7 @@ from courseprogress.schema import envelope, responses
 from courseprogress.throttling import ProgressUpdateThrottle
 from progress import events, selectors, services
 from progress.filters import DATE_OR_DATE_TIME_PATTERN
+from progress.formatting import format_enrollment, format_progress
 from progress.models import Enrollment, EnrollmentStatus, EventType, ProgressStatus
 from progress.serializers import (
     ActivityOut,
@@ -36,8 +37,6 @@ from progress.serializers import (
     LearnerProgressOut,
     ProgressRowOut,
     ProgressUpdateIn,
-    format_enrollment,
-    format_progress,
     json_int,
 )
 
@@ -82,7 +81,7 @@ class LearnerProgressView(ApiView):
         ),
     )
     def get(self, request, course_id: int, user_id: int):
-        return Response(selectors.get_learner_progress(course_id=course_id, user_id=user_id))
+        return Response(selectors.cached_learner_progress(course_id=course_id, user_id=user_id))
 
 
 class ActivitiesView(ApiView):
@@ -116,7 +115,7 @@ class ActivitiesView(ApiView):
         ),
     )
     def get(self, request, course_id: int, user_id: int):
-        page = selectors.get_activities_page(
+        page = selectors.cached_activities_page(
             course_id=course_id, user_id=user_id, params=request.query_params
         )
         return Response(Paginated(page))
@@ -153,7 +152,7 @@ class CourseLearnersView(ApiView):
         ),
     )
     def get(self, request, course_id: int):
-        page = selectors.get_course_page(course_id=course_id, params=request.query_params)
+        page = selectors.cached_course_page(course_id=course_id, params=request.query_params)
         return Response(Paginated(page))
 
 
@@ -174,7 +173,7 @@ class CourseAnalyticsView(ApiView):
         responses=responses({200: envelope("AnalyticsEnvelope", AnalyticsOut())}, 401, 403, 404),
     )
     def get(self, request, course_id: int):
-        return Response(selectors.get_course_analytics(course_id=course_id))
+        return Response(selectors.cached_course_analytics(course_id=course_id))
 
 
 class ProgressUpdateView(ApiView):
@@ -271,7 +270,7 @@ class BulkProgressView(ApiView):
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
         return Response(
-            selectors.get_bulk_progress(
+            selectors.bulk_progress_at(
                 course_id=fields["courseId"],
                 user_ids=fields["userIds"],
                 contents=contents,

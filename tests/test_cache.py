@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from courseprogress.models import CourseContent
-from progress import cache as progress_cache
+from progress import read_cache as progress_cache
 from progress import selectors, services
 from progress.models import ContentProgress, Enrollment
 from tests.conftest import requires_postgres

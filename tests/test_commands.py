@@ -22,7 +22,7 @@ from rest_framework.authtoken.models import Token
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import Course, CourseContent, CourseStaff
-from progress import bulk, services
+from progress import services, status_sync
 from progress.management.demo import demo_password
 from progress.management.progress_files import CREATED, EXPORT_FIELDS
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
@@ -425,7 +425,7 @@ def test_a_database_failure_is_a_plain_error_that_a_rerun_recovers_from(
     def lost(ids):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(bulk, "apply_enrollment_status_drift", lost)
+    monkeypatch.setattr(status_sync, "apply_enrollment_status_drift", lost)
     _, err = run("backfill_enrollment_status", expect_failure=True)
     assert "Database error: server closed the connection unexpectedly." in err
     assert "run the command again to finish" in err
@@ -463,7 +463,7 @@ def test_set_based_sync_agrees_with_automatic_status(make_user, course, contents
                         for content, s in zip(contents, statuses, strict=False)
                     ]
                 )
-    drift = {row["id"]: row for row in bulk.enrollment_status_drift()}
+    drift = {row["id"]: row for row in status_sync.enrollment_status_drift()}
 
     for row in Enrollment.objects.all():
         stats = services.progress_stats(user_id=row.user_id, course_id=row.course_id)
@@ -502,7 +502,7 @@ def test_the_import_skips_exactly_the_updates_record_progress_would_not_change(
                 row = ContentProgress.objects.create(
                     user=learner, course=course, content=contents[0], **stored
                 )
-            predicted = services.progress_update_changes(row, exact=exact, **update)
+            predicted = services.would_change_progress(row, exact=exact, **update)
             try:
                 after = progress(learner, course, contents[0], exact=exact, **update)
             except (Conflict, PermissionDenied):
@@ -859,7 +859,7 @@ def test_import_of_ten_thousand_rows_is_correct(tmp_path, course):
     finished = {u.pk for k, u in enumerate(learners) if k % 4 == 0}
     statuses = dict(Enrollment.objects.values_list("user_id", "status"))
     assert {uid for uid, s in statuses.items() if s == "COMPLETED"} == finished
-    assert bulk.enrollment_status_drift() == []
+    assert status_sync.enrollment_status_drift() == []
 
 
 # --- export_progress ------------------------------------------------------------------------------

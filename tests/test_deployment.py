@@ -71,7 +71,7 @@ def test_no_traceback_or_sql_in_error_responses(client_for, learner, course, enr
         with connection.cursor() as cursor:
             cursor.execute("SELECT * FROM no_such_table_here")
 
-    monkeypatch.setattr(selectors, "get_learner_progress", broken)
+    monkeypatch.setattr(selectors, "cached_learner_progress", broken)
     response = client_for(learner).get(f"/user-progress/{course.pk}/{learner.pk}")
     text = response.content.decode()
     assert response.status_code == 500

@@ -115,7 +115,7 @@ def test_server_error_is_json_500_without_detail(
     def explode(**kwargs):
         raise RuntimeError("secret internals: password=hunter2")
 
-    monkeypatch.setattr(selectors, "get_learner_progress", explode)
+    monkeypatch.setattr(selectors, "cached_learner_progress", explode)
     response = client_for(learner).get(f"/user-progress/{course.pk}/{learner.pk}")
     body = assert_failure(response, 500, "Internal server error")
     assert "hunter2" not in response.content.decode()
@@ -148,7 +148,7 @@ def test_database_outage_is_json_503_with_retry_after(client_for, learner, cours
     def unreachable(**kwargs):
         raise OperationalError("connection failed: Connection refused")
 
-    monkeypatch.setattr(selectors, "get_learner_progress", unreachable)
+    monkeypatch.setattr(selectors, "cached_learner_progress", unreachable)
     monkeypatch.setattr("courseprogress.exceptions.connection.vendor", "postgresql")
     response = client_for(learner).get(f"/user-progress/{course.pk}/{learner.pk}")
     body = assert_failure(response, 503)
@@ -165,6 +165,6 @@ def test_a_missing_table_is_a_bug_not_an_outage(client_for, learner, course, mon
         with connection.cursor() as cursor:
             cursor.execute("SELECT * FROM no_such_table_here")
 
-    monkeypatch.setattr(selectors, "get_learner_progress", broken)
+    monkeypatch.setattr(selectors, "cached_learner_progress", broken)
     response = client_for(learner).get(f"/user-progress/{course.pk}/{learner.pk}")
     assert_failure(response, 500)

@@ -35,7 +35,7 @@ CONTENTS = "/admin/courseprogress/coursecontent/"
 @pytest.fixture(autouse=True)
 def _invalidations_never_reach_the_cache(monkeypatch):
     """The services' after-commit deletes are lost, as with Redis cut off during the write."""
-    monkeypatch.setattr("progress.cache.safe_delete_many", lambda keys: None)
+    monkeypatch.setattr("progress.read_cache.safe_delete_many", lambda keys: None)
 
 
 @pytest.fixture
@@ -503,7 +503,7 @@ def test_the_next_read_shows_the_write(world, tmp_path, write, touched):
 def test_a_re_created_enrollment_never_meets_the_old_stamp(world):
     """Delete and make again: the learner's stamp carries the enrollment id, so the old
     entry's stamp cannot match even when the new row's version counts up to the old one."""
-    from progress.cache import learner_version
+    from progress.read_cache import learner_version
 
     old = learner_version(course_id=world.course.pk, user_id=world.learner.pk)
     enrollment_of(world).delete()
@@ -556,7 +556,7 @@ def test_the_guides_own_trigger_runs_beside_ours(world):
 
 
 def test_a_course_row_update_moves_the_course_stamp(world):
-    from progress.cache import course_stamp
+    from progress.read_cache import course_stamp
 
     before = course_stamp(world.course.pk)
     Course.objects.filter(pk=world.course.pk).update(title="Python 102")

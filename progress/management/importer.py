@@ -32,7 +32,7 @@ from rest_framework.exceptions import ValidationError
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import Course, CourseContent
-from progress import bulk, cache, rules, services
+from progress import read_cache, rules, services, status_sync
 from progress.management.base import Summary, parse_moment
 from progress.management.progress_files import CREATED, UPDATED, Record
 from progress.models import ContentProgress, Enrollment
@@ -200,7 +200,7 @@ class Importer:
                 # A row already as asked is no change, whatever the enrollment's state: an
                 # export (DROPPED and EXPIRED learners included) imports back unchanged.
                 stored = lookups.rows.get(row.key)
-                if not services.progress_update_changes(stored, **_arguments(row.fields, True)):
+                if not services.would_change_progress(stored, **_arguments(row.fields, True)):
                     outcomes[row.index] = SKIPPED
                     continue
                 error = services.NO_ACTIVE_ENROLLMENT
@@ -216,7 +216,7 @@ class Importer:
             fields = row.fields
             stored = lookups.rows.get(row.key)
             arguments = _arguments(fields, self.exact)
-            if not services.progress_update_changes(stored, **arguments):
+            if not services.would_change_progress(stored, **arguments):
                 outcomes[row.index] = SKIPPED
                 continue
             try:
@@ -241,8 +241,10 @@ class Importer:
             outcomes[row.index] = CHANGED
         # The enrollment sync each write would have run, once for the batch, set-based.
         written = {row.key[:2] for row in valid if outcomes[row.index] == CHANGED}
-        cache.invalidate_many_on_commit(written)
-        bulk.apply_enrollment_status_drift(sorted(lookups.enrollment_ids[pair] for pair in written))
+        read_cache.invalidate_many_on_commit(written)
+        status_sync.apply_enrollment_status_drift(
+            sorted(lookups.enrollment_ids[pair] for pair in written)
+        )
         return outcomes
 
 

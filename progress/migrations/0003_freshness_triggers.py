@@ -2,7 +2,7 @@
 
 Whoever writes — the API, the admin, a command, `QuerySet.update()`, `bulk_create()`, or plain
 SQL from another service — these triggers move the stamps that cached reads are checked
-against (progress/cache.py), in the writing transaction:
+against (progress/read_cache.py), in the writing transaction:
 
 - `enrollments.cache_version` rises by one on every update of the row, whatever value the
   writer sent (a stale `Model.save()` cannot set it back), and on every insert, update or delete

@@ -32,10 +32,10 @@ def main(args: dict) -> dict:
 
     from courseprogress import replicas
     from courseprogress.replicas import lsn_value
-    from progress import cache, selectors
+    from progress import read_cache, selectors
 
     ids = (args["user"], args["course"], args["content"])
-    key = cache.learner_key(args["course"], args["user"])
+    key = read_cache.learner_key(args["course"], args["user"])
     computed_on = []
 
     def compute():
@@ -51,7 +51,7 @@ def main(args: dict) -> dict:
     with psycopg.connect(args["primary"], autocommit=True) as primary:
         (old_percent,) = primary.execute(PERCENT, ids).fetchone()
         # 1. The stamp and the WAL position, read by the app as for any request.
-        first = cache.learner_stamp(course_id=args["course"], user_id=args["user"])
+        first = read_cache.learner_stamp(course_id=args["course"], user_id=args["user"])
         # 2. Every replica has replayed up to there (the harness waited), then pauses.
         for url in args["replicas"]:
             with psycopg.connect(url, autocommit=True) as replica:
@@ -68,12 +68,12 @@ def main(args: dict) -> dict:
             new_percent = float(old_percent) + 0.5  # a value the other tests never write
             primary.execute(UPDATE, (new_percent, *ids))
             # 4. The miss for the stamp of step 1: computed after the write, on a replica.
-            cache.get_or_compute(key, first, compute, 300)
+            read_cache.get_or_compute(key, first, compute, 300)
             before = dict(zip(("stored_stamp", "stored_percent"), stored(), strict=True))
             before.update(stamp=first.value, computed_on=computed_on[-1])
             # 5. A read after the write: its stamp is newer than every replica's data.
-            second = cache.learner_stamp(course_id=args["course"], user_id=args["user"])
-            cache.get_or_compute(key, second, compute, 300)
+            second = read_cache.learner_stamp(course_id=args["course"], user_id=args["user"])
+            read_cache.get_or_compute(key, second, compute, 300)
             after = dict(zip(("stored_stamp", "stored_percent"), stored(), strict=True))
             after.update(stamp=second.value, computed_on=computed_on[-1])
         finally:

@@ -1,7 +1,7 @@
-from progress import bulk
+from progress import status_sync
+from progress.formatting import iso
 from progress.management.base import BatchCommand, Summary, keyset_ids
 from progress.models import Enrollment
-from progress.serializers import iso
 
 
 class Command(BatchCommand):
@@ -41,12 +41,12 @@ Examples:
         summary = Summary(read=scope.count())
         progress = self.progress(options, "backfill", total=summary.read, unit="enrollments")
         # Only enrollments the rule can touch; keyset batches, so fixing rows never shifts them.
-        candidates = scope.filter(bulk.DRIFT_CANDIDATES)
+        candidates = scope.filter(status_sync.DRIFT_CANDIDATES)
         for batch in keyset_ids(candidates, options["batch_size"]):
             if dry_run:
-                changes = bulk.enrollment_status_drift(scope.filter(pk__in=batch))
+                changes = status_sync.enrollment_status_drift(scope.filter(pk__in=batch))
             else:
-                changes = bulk.apply_enrollment_status_drift(batch)
+                changes = status_sync.apply_enrollment_status_drift(batch)
             for change in changes:
                 if dry_run or options["verbosity"] >= 2:
                     self.stdout.write(_describe(change, dry_run=dry_run))

@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from progress import rules, services
+from progress.formatting import iso
 from progress.management.base import (
     BatchCommand,
     Summary,
@@ -13,7 +14,6 @@ from progress.management.base import (
     parse_moment,
 )
 from progress.models import Enrollment, EnrollmentStatus
-from progress.serializers import iso
 
 EXPIRED = EnrollmentStatus.EXPIRED
 # The statuses with an allowed move to EXPIRED: ENROLLED, IN_PROGRESS, COMPLETED.

@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 
+from progress.formatting import iso
 from progress.management.base import BatchCommand, Summary, course_must_exist
 from progress.management.progress_files import (
     CREATED,
@@ -15,7 +16,6 @@ from progress.management.progress_files import (
     Writer,
 )
 from progress.models import ContentProgress, Enrollment
-from progress.serializers import iso
 
 
 class Command(BatchCommand):

@@ -3,8 +3,8 @@ from contextlib import nullcontext
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from progress.management.base import BatchCommand, positive_int
-from progress.management.bench import BenchSeeder, BenchSpec
+from progress.management.base import BatchCommand
+from progress.management.commands.seed_dataset import SIZE_OPTIONS, SizedDataset
 from progress.management.demo import (
     DEMO_USERNAMES,
     demo_password,
@@ -13,11 +13,9 @@ from progress.management.demo import (
     reset_all_data,
 )
 
-SIZE_OPTIONS = ("courses", "contents", "learners", "seed")
-DEFAULT_SIZE = {"courses": 5, "contents": 10, "learners": 50, "seed": 1}
 
-
-class Command(BatchCommand):
+class Command(SizedDataset, BatchCommand):
+    progress_label = "seed_demo"
     help = """\
 Load demo data: a small named set to try the API with, or a large deterministic set.
 
@@ -30,13 +28,9 @@ accounts with their passwords (derived from SECRET_KEY, so stable for this insta
 API tokens, and the admin URL. Accounts, the course or enrollments that already exist are left
 as they are, so running it again changes nothing.
 
-With any of --courses, --contents, --learners or --seed it makes a large deterministic set for
-benchmarks instead: COURSES courses of CONTENTS items each, LEARNERS learners (unusable
-passwords) enrolled in every course, and one progress row per learner and item (15 % not
-started, 25 % finished, the rest part-way), written with COPY on PostgreSQL; the enrollment
-statuses are then synced set-based. Missing options take their defaults (5 courses, 10 items,
-50 learners, seed 1). Names come from the seed ("seed1_learner000001", "Seed 1 course 0001"),
-so a rerun with the same arguments creates nothing and an interrupted run is completed.
+With any of --courses, --contents, --learners or --seed it makes the large deterministic set
+for benchmarks instead, exactly as `manage.py seed_dataset` does (see its --help); the options
+stay here for existing scripts.
 
 With --reset it first deletes every row of every table (users, courses, progress: all of it,
 as `manage.py flush` does, ids starting from 1 again) and then loads the named set: the demo as
@@ -59,32 +53,7 @@ Examples:
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--courses", type=positive_int, metavar="N", help="Large set: number of courses."
-        )
-        parser.add_argument(
-            "--contents",
-            type=positive_int,
-            metavar="N",
-            help="Large set: content items per course.",
-        )
-        parser.add_argument(
-            "--learners",
-            type=positive_int,
-            metavar="N",
-            help="Large set: learners per course (the same learners take every course).",
-        )
-        parser.add_argument(
-            "--seed",
-            type=int,
-            metavar="N",
-            help="Large set: the seed that names and shapes the data (same seed, same data).",
-        )
-        parser.add_argument(
-            "--no-copy",
-            action="store_true",
-            help="Large set: insert progress rows with INSERT even on PostgreSQL (slower).",
-        )
+        self.add_size_arguments(parser)
         parser.add_argument(
             "--reset",
             action="store_true",
@@ -131,57 +100,14 @@ Examples:
         # A dry run does everything in one transaction and rolls it back; a real run commits
         # batch by batch, so an interrupted large run keeps its work and the next run resumes.
         with transaction.atomic() if options["dry_run"] else nullcontext():
-            result = self._bench(options) if bulk else load_demo()
+            result = self.seed_dataset(options) if bulk else load_demo()
             if options["dry_run"]:
                 transaction.set_rollback(True)
         if bulk:
-            self._print_bench(result, options)
+            self.print_dataset(result, options)
         else:
             self._print_demo(result, options)
         self.finish(result.summary, options, what="objects")
-
-    # --- large set ----------------------------------------------------------------------------
-
-    def _bench(self, options):
-        size = {name: options[name] or DEFAULT_SIZE[name] for name in SIZE_OPTIONS}
-        if options["seed"] is not None:
-            size["seed"] = options["seed"]
-        spec = BenchSpec(**size)
-        progress = self.progress(options, "seed_demo", total=spec.rows, unit="progress rows")
-        seeder = BenchSeeder(
-            spec,
-            batch_size=options["batch_size"],
-            use_copy=not options["no_copy"],
-            progress=progress,
-        )
-        return seeder.run()
-
-    def _print_bench(self, result, options):
-        if options["verbosity"] < 1:
-            return
-        spec = result.spec
-        out = self.stdout
-        out.write(
-            f"Large set seed {spec.seed}: {spec.courses} courses x {spec.contents} items x "
-            f"{spec.learners} learners = {spec.rows} progress rows."
-        )
-        created = ", ".join(f"{n} {kind}" for kind, n in result.created.items())
-        verb = "Would create" if options["dry_run"] else "Created"
-        out.write(f"{verb}: {created}; enrollment statuses synced: {result.synced}.")
-        if options["verbosity"] >= 2:
-            timings = ", ".join(f"{name} {sec:.1f} s" for name, sec in result.timings.items())
-            out.write(f"Timings: {timings}.")
-        if options["dry_run"]:
-            return
-        ids = result.course_ids
-        out.write(f"Course ids: {ids[0]}..{ids[-1]}" if len(ids) > 1 else f"Course id: {ids[0]}")
-        out.write("Tokens (send as 'Authorization: Token <token>'):")
-        for username, role, key in result.accounts:
-            out.write(f"  {username:<22} {key}  ({role})")
-        out.write(
-            "Learners have unusable passwords; make a token with "
-            f"`manage.py drf_create_token {spec.learner_name(0)}`."
-        )
 
     # --- named set ----------------------------------------------------------------------------
 

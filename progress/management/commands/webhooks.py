@@ -6,8 +6,8 @@ from django.db.models import Count, Q
 
 from progress import webhooks
 from progress.event_models import DeliveryState, EventType, WebhookSubscription
+from progress.formatting import iso
 from progress.management.base import HelpFormatter
-from progress.serializers import iso
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@
 bulk_create, COPY and QuerySet.update() send no signals, so sync_enrollment_status never sees
 their rows. These apply the rule of progress/rules.py (automatic_target, FINISHED dated) to many
 enrollments in a few statements, in SQL (tests/test_commands.py checks that they agree). The cache
-stamps of whatever they write are moved by the database's triggers (progress/cache.py).
+stamps of whatever they write are moved by the database's triggers (progress/read_cache.py).
 """
 
 from collections import defaultdict
@@ -29,7 +29,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from courseprogress.models import CourseContent
-from progress import cache, rules
+from progress import read_cache, rules
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
 
 # The enrollments the rule may move or date: the rest never drift.
@@ -184,5 +184,5 @@ def apply_enrollment_status_drift(enrollment_ids: Iterable[int]) -> list[dict]:
             if moving:
                 values["updated_at"] = now
             Enrollment.objects.filter(pk__in=group).update(**values)
-        cache.invalidate_many_on_commit((c["user_id"], c["course_id"]) for c in changes)
+        read_cache.invalidate_many_on_commit((c["user_id"], c["course_id"]) for c in changes)
     return changes

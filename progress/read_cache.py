@@ -196,6 +196,14 @@ def get_or_compute_once(key: str, stamp: Stamp, compute: Callable[[], dict], ttl
     return result
 
 
+def cached(key: str, stamp: Stamp, compute: Callable[[], dict], *, ttl_name: str, once=False):
+    """The one cached read: compute()'s result as stored under `key` while it was made at
+    `stamp`, else computed, stored and returned; `ttl_name` names the CACHE_TTL_* setting.
+    With `once`, concurrent misses compute it once (get_or_compute_once: the heavy reads)."""
+    fetch = get_or_compute_once if once else get_or_compute
+    return fetch(key, stamp, compute, ttl(ttl_name))
+
+
 def as_data(parts: dict) -> dict:
     """A read's result as Python data again (for pages that show it rather than send it)."""
     return {

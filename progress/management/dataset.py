@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
 from courseprogress.models import Course, CourseContent, CourseStaff
-from progress import bulk
+from progress import status_sync
 from progress.management.base import Progress, Summary, batched, keyset_ids
 from progress.models import ContentProgress, Enrollment, Event
 
@@ -42,7 +42,7 @@ IN_CHUNK = 900  # ids per IN (...) list: under every backend's parameter limit
 
 
 @dataclass(frozen=True)
-class BenchSpec:
+class DatasetSpec:
     courses: int
     contents: int
     learners: int
@@ -72,17 +72,17 @@ class BenchSpec:
 
 
 @dataclass
-class BenchResult:
+class DatasetResult:
     summary: Summary = field(default_factory=Summary)
     created: dict = field(default_factory=dict)
     synced: int = 0
     accounts: list = field(default_factory=list)  # (username, role, token key)
     course_ids: list = field(default_factory=list)
-    spec: BenchSpec | None = None
+    spec: DatasetSpec | None = None
     timings: dict = field(default_factory=dict)  # seconds
 
 
-def learner_plan(spec: BenchSpec, i: int, k: int) -> tuple[int, int | None]:
+def learner_plan(spec: DatasetSpec, i: int, k: int) -> tuple[int, int | None]:
     """(items completed, percent of the next item or None): 15 % have not started, 25 % have
     finished, the others stopped somewhere, part-way through one item."""
     rng = random.Random(f"{spec.seed}:{i}:{k}")
@@ -98,7 +98,7 @@ def enrolled_at(i: int, k: int) -> datetime:
     return BASE + timedelta(days=(i * 7 + k * 13) % 120, minutes=(k * 37) % 1440)
 
 
-def learner_rows(spec: BenchSpec, i: int, k: int, user_id: int, course_id: int, content_ids):
+def learner_rows(spec: DatasetSpec, i: int, k: int, user_id: int, course_id: int, content_ids):
     """This learner's row for every content item: (user, course, content, status, minutes,
     percent, created, updated), ROW_FIELDS without metadata (always {})."""
     done, percent = learner_plan(spec, i, k)
@@ -123,13 +123,13 @@ def learner_rows(spec: BenchSpec, i: int, k: int, user_id: int, course_id: int, 
         )
 
 
-class BenchSeeder:
-    def __init__(self, spec: BenchSpec, *, batch_size: int, use_copy: bool, progress: Progress):
+class DatasetSeeder:
+    def __init__(self, spec: DatasetSpec, *, batch_size: int, use_copy: bool, progress: Progress):
         self.spec = spec
         self.batch_size = batch_size
         self.use_copy = use_copy and connection.vendor == "postgresql"
         self.progress = progress
-        self.result = BenchResult(spec=spec)
+        self.result = DatasetResult(spec=spec)
 
     def _count(self, kind: str, considered: int, created: int) -> None:
         summary = self.result.summary
@@ -138,7 +138,7 @@ class BenchSeeder:
         summary.skipped += considered - created
         self.result.created[kind] = self.result.created.get(kind, 0) + created
 
-    def run(self) -> BenchResult:
+    def run(self) -> DatasetResult:
         spec = self.spec
         started = time.monotonic()
         owner = self._account(spec.owner_name, "owner of every seeded course", perm=None)
@@ -182,7 +182,7 @@ class BenchSeeder:
         return user
 
     def _learners(self) -> list[int]:
-        """The learners' user ids, in learner order; the missing ones are made in bulk."""
+        """The learners' user ids, in learner order; the missing ones are made in status_sync."""
         User = get_user_model()
         names = [self.spec.learner_name(k) for k in range(self.spec.learners)]
         ids = self._user_ids(names)
@@ -334,4 +334,4 @@ class BenchSeeder:
         """Bring every seeded enrollment in line with its rows, set-based, in batches."""
         scope = Enrollment.objects.filter(course_id__in=course_ids)
         for ids in keyset_ids(scope, self.batch_size):
-            self.result.synced += len(bulk.apply_enrollment_status_drift(ids))
+            self.result.synced += len(status_sync.apply_enrollment_status_drift(ids))
