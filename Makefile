@@ -15,7 +15,7 @@ RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(BIND
 # make test: the suite needs a SECRET_KEY; DATABASE_URL / REDIS_URL pass through when set.
 TEST_ENV = SECRET_KEY="$${SECRET_KEY:-test-only-secret-key}"
 
-.PHONY: run manage reset-demo test check-live check-replica measure-replica lint format clean bench
+.PHONY: run manage reset-demo test test-quick check-live check-replica measure-replica lint format clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ reset-demo: $(VENV)/.run-deps .secret_key
 
 test: $(VENV)/.dev-deps
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+# make test-quick: while working. Keeps the test database between runs (--reuse-db; add
+# --create-db after a new migration), runs the last failures first and leaves out the volume
+# tests (marker `slow`), which CI and `make test` still run.
+test-quick: $(VENV)/.dev-deps
+	$(TEST_ENV) $(BIN)/pytest --reuse-db --ff -m "not slow and not live and not replica" $(PYTEST_ARGS)
 
 # make check-live: the checks that need a live server (fuzzing, faults under load); they start
 # their own gunicorn on a free port against DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).

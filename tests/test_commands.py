@@ -817,6 +817,7 @@ def test_import_refuses_a_file_it_cannot_read(tmp_path, two_enrolled):
     assert "No such file" in err
 
 
+@pytest.mark.slow
 def test_import_of_ten_thousand_rows_is_correct(tmp_path, course):
     CourseContent.objects.bulk_create(
         [CourseContent(course=course, title=f"Item {j}", position=10 + j) for j in range(97)]
