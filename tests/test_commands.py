@@ -818,6 +818,10 @@ def test_import_refuses_a_file_it_cannot_read(tmp_path, two_enrolled):
 
 
 @pytest.mark.slow
+# Each batch commits, as it does in production: inside one test transaction on PostgreSQL, its
+# ten thousand savepoints (subtransactions) overflow the snapshot's subtransaction cache and
+# every later row check slows down (the run took minutes instead of seconds).
+@pytest.mark.django_db(transaction=True)
 def test_import_of_ten_thousand_rows_is_correct(tmp_path, course):
     CourseContent.objects.bulk_create(
         [CourseContent(course=course, title=f"Item {j}", position=10 + j) for j in range(97)]
