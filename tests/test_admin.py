@@ -23,6 +23,7 @@ from courseprogress.models import Course, CourseContent, CourseStaff
 from progress import services
 from progress.admin import EstimatedCountPaginator
 from progress.models import ContentProgress, Enrollment
+from tests import factories
 from tests.conftest import requires_postgres
 
 ENROLLMENTS = "/admin/progress/enrollment/"
@@ -39,35 +40,16 @@ def staff(user):
 
 @pytest.fixture
 def world(make_user, course, contents, other_course, instructor, other_instructor):
-    def learner(name, course_id):
+    def learner(name, of_course):
         user = make_user(name)
-        services.enrol(user_id=user.pk, course_id=course_id)
+        factories.enrol(user, of_course)
         return user
 
-    alice, bob, carol = (learner(name, course.pk) for name in ("alice", "bob", "carol"))
-    dave = learner("dave", other_course.pk)
-    services.record_progress(
-        user_id=alice.pk,
-        course_id=course.pk,
-        content_id=contents[0].pk,
-        status="IN_PROGRESS",
-        percent=50,
-        duration=10,
-    )
-    for content, minutes in zip(contents, (20, 30, 40), strict=True):
-        services.record_progress(
-            user_id=bob.pk,
-            course_id=course.pk,
-            content_id=content.pk,
-            status="COMPLETED",
-            duration=minutes,
-        )
-    services.record_progress(
-        user_id=dave.pk,
-        course_id=other_course.pk,
-        content_id=other_course.contents.get().pk,
-        status="IN_PROGRESS",
-    )
+    alice, bob, carol = (learner(name, course) for name in ("alice", "bob", "carol"))
+    dave = learner("dave", other_course)
+    factories.record(alice, contents[0], "IN_PROGRESS", percent=50, duration=10)
+    factories.complete(bob, contents, durations=(20, 30, 40))
+    factories.record(dave, other_course.contents.get(), "IN_PROGRESS")
     return SimpleNamespace(
         course=course,
         contents=contents,
@@ -720,13 +702,8 @@ def add_learners(world, make_user, start: int, count: int) -> None:
     for n in range(start, start + count):
         for course in (world.course, world.other_course):
             user = make_user(f"learner{n}-{course.pk}")
-            services.enrol(user_id=user.pk, course_id=course.pk)
-            services.record_progress(
-                user_id=user.pk,
-                course_id=course.pk,
-                content_id=course.contents.first().pk,
-                status="IN_PROGRESS",
-            )
+            factories.enrol(user, course)
+            factories.record(user, course.contents.first(), "IN_PROGRESS")
 
 
 def add_courses(world, count: int, start: int) -> None:
