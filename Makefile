@@ -15,7 +15,7 @@ RUN_ENV = SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}" GUNICORN_BIND="$(BIND
 # make test: the suite needs a SECRET_KEY; DATABASE_URL / REDIS_URL pass through when set.
 TEST_ENV = SECRET_KEY="$${SECRET_KEY:-test-only-secret-key}"
 
-.PHONY: run manage reset-demo test check-live check-replica measure-replica lint format clean bench
+.PHONY: run manage reset-demo test test-quick typecheck check-live check-replica measure-replica lint format clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ reset-demo: $(VENV)/.run-deps .secret_key
 test: $(VENV)/.dev-deps
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
+# make test-quick: while working. Keeps the test database between runs (--reuse-db; add
+# --create-db after a new migration), runs the last failures first and leaves out the volume
+# tests (marker `slow`), which CI and `make test` still run.
+test-quick: $(VENV)/.dev-deps
+	$(TEST_ENV) $(BIN)/pytest --reuse-db --ff -m "not slow and not live and not replica" $(PYTEST_ARGS)
+
 # make check-live: the checks that need a live server (fuzzing, faults under load); they start
 # their own gunicorn on a free port against DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).
 check-live: $(VENV)/.dev-deps
@@ -71,6 +77,12 @@ lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	SECRET_KEY=lint-only $(BIN)/python manage.py makemigrations --check --dry-run
+	$(MAKE) typecheck
+
+# make typecheck: mypy with django-stubs and djangorestframework-stubs over the typed modules
+# (the `files` of [tool.mypy] in pyproject.toml); what they import is read, not reported on.
+typecheck: $(VENV)/.dev-deps
+	SECRET_KEY=typecheck-only $(BIN)/mypy
 
 format: $(VENV)/.dev-deps
 	$(BIN)/ruff format .

@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -159,7 +159,7 @@ def _compute_and_store(key: str, stamp: Stamp, compute: Callable[[], dict], ttl:
     if any(body is None for body in parts.values()):  # not for orjson: serve it, do not keep it
         return data
     safe_set(key, {"stamp": stamp.value, "parts": parts}, ttl)
-    return {name: json_fragment(body) for name, body in parts.items()}
+    return {name: json_fragment(cast(bytes, body)) for name, body in parts.items()}
 
 
 def get_or_compute(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int) -> dict:

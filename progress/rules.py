@@ -97,4 +97,4 @@ def entering(status: str, *, completed_at: datetime | None, now: datetime) -> di
 # --- progress rows ------------------------------------------------------------------------------
 
 # How far a progress status has got; the learner merge keeps the further one.
-PROGRESS_RANK = {P.NOT_STARTED: 0, P.IN_PROGRESS: 1, P.COMPLETED: 2}
+PROGRESS_RANK: dict[str, int] = {P.NOT_STARTED: 0, P.IN_PROGRESS: 1, P.COMPLETED: 2}

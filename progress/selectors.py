@@ -418,7 +418,7 @@ def enrollment_progress(*, enrollment_ids) -> dict[int, float]:
     content_counts = dict(
         Course.objects.filter(pk__in=courses).annotate(n=Count("contents")).values_list("pk", "n")
     )
-    progress = {}
+    progress: dict[int, float] = {}
     for course_id, contents in content_counts.items():
         learners = course_learners(course_id=course_id, contents=contents)
         progress.update(learners.filter(pk__in=enrollment_ids).values_list("pk", "progress"))

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -295,8 +296,10 @@ def enrol_with_outcome(*, user_id: int, course_id: int) -> tuple[Enrollment, str
                     enrollment = Enrollment.objects.create(user_id=user_id, course_id=course_id)
                 read_cache.invalidate_on_commit(user_id=user_id, course_id=course_id)
                 return enrollment, "created"
-            except IntegrityError:  # a concurrent request enrolled first
-                enrollment = _lock_enrollment(user_id=user_id, course_id=course_id)
+            except IntegrityError:  # a concurrent request enrolled first: its row is there
+                enrollment = cast(
+                    Enrollment, _lock_enrollment(user_id=user_id, course_id=course_id)
+                )
         if enrollment.status in rules.LEFT:
             _apply_move(enrollment, EnrollmentStatus.ENROLLED)
             return enrollment, "reenrolled"

@@ -2,8 +2,9 @@
 
 bulk_create, COPY and QuerySet.update() send no signals, so sync_enrollment_status never sees
 their rows. These apply the rule of progress/rules.py (automatic_target, FINISHED dated) to many
-enrollments in a few statements, in SQL (tests/test_commands.py checks that they agree). The cache
-stamps of whatever they write are moved by the database's triggers (progress/read_cache.py).
+enrollments in a few statements, in SQL (tests/commands/test_backfill_enrollment_status.py
+checks that they agree). The cache stamps of whatever they write are moved by the database's
+triggers (progress/read_cache.py).
 """
 
 from collections import defaultdict

@@ -1,6 +1,7 @@
 """Personas, token clients and a course with content, shared by every test."""
 
 import uuid
+from functools import partial
 
 import pytest
 from django.conf import settings
@@ -181,3 +182,11 @@ def enrolled(learner, course):
 
     enrollment, _ = services.enrol(user_id=learner.pk, course_id=course.pk)
     return enrollment
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`with committed(): ...` runs the on_commit callbacks of the writes in the block when it
+    ends, as their commit would, without a transactional test (which empties every table after
+    it)."""
+    return partial(django_capture_on_commit_callbacks, execute=True)

@@ -8,6 +8,7 @@ import pytest
 from courseprogress.models import Course
 from progress import services
 from progress.models import Enrollment
+from tests import factories
 
 
 def url(course_id):
@@ -20,27 +21,13 @@ def cohort(make_user, course, contents):
     users = [make_user(f"a{i}") for i in range(5)]
     start = datetime(2025, 3, 1, tzinfo=UTC)
     for user in users:
-        enrollment, _ = services.enrol(user_id=user.pk, course_id=course.pk)
+        enrollment = factories.enrol(user, course)
         Enrollment.objects.filter(pk=enrollment.pk).update(enrolled_at=start)
     # a1: 50 % on item 0 with 10 minutes
-    services.record_progress(
-        user_id=users[1].pk,
-        course_id=course.pk,
-        content_id=contents[0].pk,
-        status="IN_PROGRESS",
-        percent=Decimal(50),
-        duration=10,
-    )
+    factories.record(users[1], contents[0], "IN_PROGRESS", percent=Decimal(50), duration=10)
     # a2, a3: everything completed, 20 minutes each item
     for user in users[2:4]:
-        for content in contents:
-            services.record_progress(
-                user_id=user.pk,
-                course_id=course.pk,
-                content_id=content.pk,
-                status="COMPLETED",
-                duration=20,
-            )
+        factories.complete(user, contents, durations=[20] * len(contents))
     Enrollment.objects.filter(user=users[2]).update(completed_at=start + timedelta(days=2))
     Enrollment.objects.filter(user=users[3]).update(
         completed_at=start + timedelta(days=4, hours=12)
@@ -51,13 +38,7 @@ def cohort(make_user, course, contents):
         certificate_url="https://example.com/c",
     )
     # a4: item 0 completed with 30 minutes, then dropped
-    services.record_progress(
-        user_id=users[4].pk,
-        course_id=course.pk,
-        content_id=contents[0].pk,
-        status="COMPLETED",
-        duration=30,
-    )
+    factories.record(users[4], contents[0], "COMPLETED", duration=30)
     services.move_enrollment(Enrollment.objects.get(user=users[4]).pk, "DROPPED")
     return users
 

@@ -4,8 +4,6 @@ Every permission change made through the ORM takes effect at once; whatever send
 takes at most AUTH_PERMISSION_CACHE_TTL seconds; cache errors fall back to the tables.
 """
 
-import time
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -14,8 +12,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from courseprogress import safe_cache
+from courseprogress.auth_backends import cache_key
+from tests.helpers import expire, seconds_left
 
-pytestmark = pytest.mark.django_db(transaction=True)  # on_commit receivers run for real
+# Every write that a request would commit runs in `with committed():`, which runs its on_commit
+# receivers (the cache invalidation) as the commit would.
+pytestmark = pytest.mark.django_db
 
 VIEW_ALL = "progress.view_all_progress"
 
@@ -44,84 +46,105 @@ def test_the_backend_is_the_configured_one(settings):
     ]
 
 
-def test_the_second_request_reads_no_permission_table(learner, grant):
-    learner.user_permissions.add(grant)
+def test_the_second_request_reads_no_permission_table(learner, grant, committed):
+    with committed():
+        learner.user_permissions.add(grant)
     assert has_perm(learner) == (True, 2)  # ModelBackend: own and group permissions
     assert has_perm(learner) == (True, 0)
     assert has_perm(learner, "progress.update_any_progress") == (False, 0)
 
 
-def test_a_granted_or_revoked_permission_takes_effect_at_once(learner, grant):
+def test_a_granted_or_revoked_permission_takes_effect_at_once(learner, grant, committed):
     assert has_perm(learner)[0] is False
-    learner.user_permissions.add(grant)
+    with committed():
+        learner.user_permissions.add(grant)
     assert has_perm(learner)[0] is True
-    learner.user_permissions.remove(grant)
+    with committed():
+        learner.user_permissions.remove(grant)
     assert has_perm(learner)[0] is False
-    grant.user_set.add(learner)  # from the permission's side
+    with committed():
+        grant.user_set.add(learner)  # from the permission's side
     assert has_perm(learner)[0] is True
-    learner.user_permissions.clear()
+    with committed():
+        learner.user_permissions.clear()
     assert has_perm(learner)[0] is False
 
 
-def test_group_changes_take_effect_at_once(learner, grant):
+def test_group_changes_take_effect_at_once(learner, grant, committed):
     auditors = Group.objects.create(name="auditors")
-    auditors.permissions.add(grant)
+    with committed():
+        auditors.permissions.add(grant)
     assert has_perm(learner)[0] is False
-    learner.groups.add(auditors)  # joining the group
+    with committed():
+        learner.groups.add(auditors)  # joining the group
     assert has_perm(learner)[0] is True
-    auditors.permissions.remove(grant)  # the group loses it
+    with committed():
+        auditors.permissions.remove(grant)  # the group loses it
     assert has_perm(learner)[0] is False
-    grant.group_set.add(auditors)  # given back, from the permission's side
+    with committed():
+        grant.group_set.add(auditors)  # given back, from the permission's side
     assert has_perm(learner)[0] is True
-    auditors.user_set.remove(learner)  # leaving, from the group's side
+    with committed():
+        auditors.user_set.remove(learner)  # leaving, from the group's side
     assert has_perm(learner)[0] is False
-    learner.groups.add(auditors)
+    with committed():
+        learner.groups.add(auditors)
     assert has_perm(learner)[0] is True
-    auditors.delete()  # the group goes
+    with committed():
+        auditors.delete()  # the group goes
     assert has_perm(learner)[0] is False
 
 
-def test_a_deleted_permission_is_gone_at_once(learner):
+def test_a_deleted_permission_is_gone_at_once(learner, committed):
     auth = ContentType.objects.get_for_model(Group)
     temporary = Permission.objects.create(codename="temporary", name="Temp", content_type=auth)
-    learner.user_permissions.add(temporary)
+    with committed():
+        learner.user_permissions.add(temporary)
     assert has_perm(learner, "auth.temporary")[0] is True
-    temporary.delete()
+    with committed():
+        temporary.delete()
     assert has_perm(learner, "auth.temporary")[0] is False
 
 
-def test_a_deactivated_user_has_no_permissions(learner, grant):
-    learner.user_permissions.add(grant)
+def test_a_deactivated_user_has_no_permissions(learner, grant, committed):
+    with committed():
+        learner.user_permissions.add(grant)
     assert has_perm(learner)[0] is True
     learner.is_active = False
-    learner.save()
+    with committed():
+        learner.save()
     assert has_perm(learner)[0] is False
 
 
-def test_without_a_signal_an_entry_lives_at_most_the_ttl(settings, learner, grant):
-    settings.AUTH_PERMISSION_CACHE_TTL = 1
-    learner.user_permissions.add(grant)
+def test_without_a_signal_an_entry_lives_at_most_the_ttl(settings, learner, grant, committed):
+    settings.AUTH_PERMISSION_CACHE_TTL = 5
+    with committed():
+        learner.user_permissions.add(grant)
     assert has_perm(learner)[0] is True
     learner.user_permissions.through.objects.filter(user_id=learner.pk).delete()  # no m2m signal
     assert has_perm(learner)[0] is True  # the documented window
-    time.sleep(1.5)
+    assert 0 < seconds_left(cache_key(learner.pk)) <= 5
+    expire(cache_key(learner.pk))  # the TTL passes
     assert has_perm(learner)[0] is False
 
 
-def test_ttl_zero_turns_the_cache_off(settings, learner, grant):
+def test_ttl_zero_turns_the_cache_off(settings, learner, grant, committed):
     settings.AUTH_PERMISSION_CACHE_TTL = 0
-    learner.user_permissions.add(grant)
+    with committed():
+        learner.user_permissions.add(grant)
     assert has_perm(learner) == (True, 2)
     assert has_perm(learner) == (True, 2)
 
 
-def test_cache_errors_fall_back_to_the_tables(monkeypatch, learner, grant):
+def test_cache_errors_fall_back_to_the_tables(monkeypatch, learner, grant, committed):
     def broken(*args, **kwargs):
         raise ConnectionError("cache is down")
 
     for name in ("get", "set", "delete_many"):
         monkeypatch.setattr(safe_cache.cache, name, broken)
-    learner.user_permissions.add(grant)
+    with committed():
+        learner.user_permissions.add(grant)
     assert has_perm(learner) == (True, 2)
-    learner.user_permissions.remove(grant)  # the invalidation fails quietly
+    with committed():
+        learner.user_permissions.remove(grant)  # the invalidation fails quietly
     assert has_perm(learner) == (False, 2)

@@ -4,8 +4,6 @@ A revoked token or a deactivated user stops working at once where a signal is se
 AUTH_TOKEN_CACHE_TTL seconds where none is; cache errors fall back to the database.
 """
 
-import time
-
 import pytest
 from django.core.cache import cache
 from django.db import connection
@@ -18,9 +16,12 @@ from rest_framework.views import APIView
 
 from courseprogress import authentication, safe_cache
 from courseprogress.authentication import CachedTokenAuthentication, cache_key
+from tests.helpers import expire, seconds_left
 from tests.redis_tools import free_port, redis_cache_settings
 
-pytestmark = pytest.mark.django_db(transaction=True)  # on_commit receivers run for real
+# Every write that a request would commit runs in `with committed():`, which runs its on_commit
+# receivers (the cache invalidation) as the commit would.
+pytestmark = pytest.mark.django_db
 
 
 class WhoAmI(APIView):
@@ -57,25 +58,29 @@ def test_second_request_is_authenticated_from_the_cache(token, learner):
     assert call(token.key).data == {"id": learner.pk, "username": learner.username}
 
 
-def test_unknown_token_is_refused_and_not_remembered(learner):
+def test_unknown_token_is_refused_and_not_remembered(learner, committed):
     key = "f" * 40
     assert call(key).status_code == 401
     assert cache.get(cache_key(key)) is None
-    Token.objects.create(user=learner, key=key)
+    with committed():
+        Token.objects.create(user=learner, key=key)
     assert call(key).status_code == 200  # a new token works at once
 
 
-def test_deleted_token_stops_working_at_once(token):
+def test_deleted_token_stops_working_at_once(token, committed):
     assert call(token.key).status_code == 200
-    token.delete()
+    with committed():
+        token.delete()
     assert call(token.key).status_code == 401
 
 
-def test_rotated_token_old_key_refused_new_key_accepted(token, learner):
+def test_rotated_token_old_key_refused_new_key_accepted(token, learner, committed):
     assert call(token.key).status_code == 200
     old = token.key
-    token.delete()  # what `drf_create_token -r` and DRF's docs do
-    new = Token.objects.create(user=learner)
+    with committed():
+        token.delete()  # what `drf_create_token -r` and DRF's docs do
+    with committed():
+        new = Token.objects.create(user=learner)
     assert call(old).status_code == 401
     assert call(new.key).status_code == 200
 
@@ -87,25 +92,28 @@ def test_inactive_user_is_refused(make_user):
     assert cache.get(cache_key(token.key)) is None
 
 
-def test_deactivated_user_is_refused_at_once(token, learner):
+def test_deactivated_user_is_refused_at_once(token, learner, committed):
     assert call(token.key).status_code == 200
     learner.is_active = False
-    learner.save()
+    with committed():
+        learner.save()
     assert call(token.key).status_code == 401
 
 
-def test_deleted_user_is_refused_at_once(token, learner):
+def test_deleted_user_is_refused_at_once(token, learner, committed):
     assert call(token.key).status_code == 200
-    learner.delete()
+    with committed():
+        learner.delete()
     assert call(token.key).status_code == 401
 
 
 def test_without_a_signal_the_entry_lives_at_most_the_ttl(settings, token, learner):
-    settings.AUTH_TOKEN_CACHE_TTL = 1
+    settings.AUTH_TOKEN_CACHE_TTL = 5
     assert call(token.key).status_code == 200
     type(learner).objects.filter(pk=learner.pk).update(is_active=False)  # sends no signal
     assert call(token.key).status_code == 200  # the documented window
-    time.sleep(1.5)
+    assert 0 < seconds_left(cache_key(token.key)) <= 5
+    expire(cache_key(token.key))  # the TTL passes
     assert call(token.key).status_code == 401
 
 
@@ -125,31 +133,33 @@ def test_the_entry_holds_neither_the_token_nor_the_password(token, learner):
     assert learner.password not in repr(entry)
 
 
-def test_saving_the_cached_user_keeps_the_password(token, learner):
+def test_saving_the_cached_user_keeps_the_password(token, learner, committed):
     call(token.key)
     hashed = type(learner).objects.get(pk=learner.pk).password
     response_user, _ = authentication.CachedTokenAuthentication().authenticate_credentials(
         token.key
     )
     response_user.first_name = "Renamed"
-    response_user.save()
+    with committed():
+        response_user.save()
     fresh = type(learner).objects.get(pk=learner.pk)
     assert (fresh.first_name, fresh.password) == ("Renamed", hashed)
 
 
-def test_a_grant_takes_effect_at_once_for_a_cached_token(token, learner):
+def test_a_grant_takes_effect_at_once_for_a_cached_token(token, learner, committed):
     """The token entry holds no permissions; the backend's own cache drops them on a grant."""
     from django.contrib.auth.models import Permission
 
     call(token.key)
     user, _ = CachedTokenAuthentication().authenticate_credentials(token.key)
     assert not user.has_perm("progress.view_all_progress")
-    learner.user_permissions.add(Permission.objects.get(codename="view_all_progress"))
+    with committed():
+        learner.user_permissions.add(Permission.objects.get(codename="view_all_progress"))
     user, _ = CachedTokenAuthentication().authenticate_credentials(token.key)
     assert user.has_perm("progress.view_all_progress")
 
 
-def test_cache_errors_fall_back_to_the_database(monkeypatch, token):
+def test_cache_errors_fall_back_to_the_database(monkeypatch, token, committed):
     def broken(*args, **kwargs):
         raise ConnectionError("cache is down")
 
@@ -158,17 +168,21 @@ def test_cache_errors_fall_back_to_the_database(monkeypatch, token):
     monkeypatch.setattr(safe_cache.cache, "delete_many", broken)
     assert token_queries(token.key) == (200, 1)
     assert token_queries(token.key) == (200, 1)
-    token.delete()  # the invalidation fails quietly; the database says no
+    with committed():
+        token.delete()  # the invalidation fails quietly; the database says no
     assert call(token.key).status_code == 401
 
 
 @pytest.mark.parametrize("ignore_exceptions", [True, False])
-def test_redis_unreachable_falls_back_to_the_database(settings, token, ignore_exceptions):
+def test_redis_unreachable_falls_back_to_the_database(
+    settings, token, ignore_exceptions, committed
+):
     caches = redis_cache_settings(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.1)
     caches["default"]["OPTIONS"]["IGNORE_EXCEPTIONS"] = ignore_exceptions
     settings.CACHES = caches
     settings.THROTTLE_CACHE = "default"
     assert token_queries(token.key) == (200, 1)
     assert token_queries(token.key) == (200, 1)
-    token.delete()
+    with committed():
+        token.delete()
     assert call(token.key).status_code == 401

@@ -4,9 +4,18 @@ One table: a row per request, a column per role, the expected status in each cel
 and staff of other courses get 403 for ids that do not exist too, so nobody learns which exist.
 """
 
-import pytest
+from contextlib import contextmanager
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.test import TestCase, override_settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from courseprogress.models import Course, CourseContent, CourseStaff
 from progress import services
+from tests.conftest import clear_test_cache
 
 UPDATE = {
     "userId": "{learner}",
@@ -66,12 +75,6 @@ MATRIX = {
 }
 # fmt: on
 
-CASES = [
-    pytest.param(name, role, expected, id=f"{name} / {role}")
-    for name, (_, statuses) in MATRIX.items()
-    for role, expected in zip(ROLES, statuses, strict=True)
-]
-
 
 def fill(template, ids):
     if isinstance(template, str):
@@ -85,25 +88,72 @@ def fill(template, ids):
     return template
 
 
-@pytest.mark.parametrize(("name", "role", "expected"), CASES)
-def test_matrix(request, client_for, course, contents, learner, name, role, expected):
-    for persona in ROLES[1:]:
-        request.getfixturevalue(persona)  # every persona exists in every cell
-    enrollment, _ = services.enrol(user_id=learner.pk, course_id=course.pk)
-    ids = {
-        "course": course.pk,
-        "learner": learner.pk,
-        "content": contents[0].pk,
-        "enrollment": enrollment.pk,
-        "missing": MISSING,
-    }
-    (method, path, body), _ = MATRIX[name]
-    client = client_for(None if role == "anon" else request.getfixturevalue(role))
-    kwargs = {"format": "json"} if body is not None else {}
-    response = (
-        getattr(client, method)(fill(path, ids), fill(body, ids), **kwargs)
-        if body is not None
-        else getattr(client, method)(fill(path, ids))
+class AuthorizationMatrixTest(TestCase):
+    """The personas, course and enrollment are made once for the class; each cell runs in a
+    savepoint that is rolled back, with the cache emptied, so no cell sees another's writes."""
+
+    @classmethod
+    def setUpTestData(cls):
+        # setUpTestData runs before the function-scoped fixtures (conftest's fast hasher).
+        with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+            users = {role: make_persona(role) for role in ROLES[1:]}
+        course = Course.objects.create(title="Python 101")
+        contents = [
+            CourseContent.objects.create(course=course, title=f"Lesson {n}", position=n)
+            for n in range(1, 4)
+        ]
+        other_course = Course.objects.create(title="Rust 201")
+        CourseContent.objects.create(course=other_course, title="Ownership", position=1)
+        for role, staff_of in (
+            ("instructor", course),
+            ("owner", course),
+            ("other_instructor", other_course),
+        ):
+            role_name = CourseStaff.Role.OWNER if role == "owner" else CourseStaff.Role.INSTRUCTOR
+            CourseStaff.objects.create(course=staff_of, user=users[role], role=role_name)
+        learner = users["learner"]
+        enrollment, _ = services.enrol(user_id=learner.pk, course_id=course.pk)
+        cls.tokens = {role: Token.objects.create(user=user).key for role, user in users.items()}
+        cls.ids = {
+            "course": course.pk,
+            "learner": learner.pk,
+            "content": contents[0].pk,
+            "enrollment": enrollment.pk,
+            "missing": MISSING,
+        }
+
+    def request_as(self, role, method, path, body):
+        client = APIClient()
+        if role != "anon":
+            client.credentials(HTTP_AUTHORIZATION=f"Token {self.tokens[role]}")
+        if body is None:
+            return getattr(client, method)(fill(path, self.ids))
+        return getattr(client, method)(fill(path, self.ids), fill(body, self.ids), format="json")
+
+    def test_matrix(self):
+        for name, ((method, path, body), statuses) in MATRIX.items():
+            for role, expected in zip(ROLES, statuses, strict=True):
+                with self.subTest(f"{name} / {role}"), rolled_back():
+                    clear_test_cache()
+                    response = self.request_as(role, method, path, body)
+                    assert response.status_code == expected, response.content
+                    assert response.json()["success"] is (expected < 400)
+
+
+def make_persona(role):
+    """As conftest's personas: the same usernames, and the admin and the system by permission."""
+    username = {"admin_user": "admin", "system_user": "system"}.get(role, role)
+    user = get_user_model().objects.create_user(
+        username=username, password="pw-" + username, email=f"{username}@example.com"
     )
-    assert response.status_code == expected, response.content
-    assert response.json()["success"] is (expected < 400)
+    codename = {"admin_user": "view_all_progress", "system_user": "update_any_progress"}.get(role)
+    if codename:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+@contextmanager
+def rolled_back():
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)

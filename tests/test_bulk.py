@@ -2,7 +2,7 @@
 
 import pytest
 
-from progress import services
+from tests import factories
 from tests.helpers import snapshot
 
 
@@ -12,9 +12,7 @@ def post(client, **body):
 
 @pytest.fixture
 def progressed(learner, other_learner, course, contents, enrolled):
-    services.record_progress(
-        user_id=learner.pk, course_id=course.pk, content_id=contents[0].pk, status="COMPLETED"
-    )
+    factories.record(learner, contents[0], "COMPLETED")
     return learner
 
 
@@ -113,10 +111,8 @@ def test_same_queries_for_1_and_100_users(
 ):
     users = [make_user(f"b{i}") for i in range(100)]
     for user in users[:10]:
-        services.enrol(user_id=user.pk, course_id=course.pk)
-        services.record_progress(
-            user_id=user.pk, course_id=course.pk, content_id=contents[0].pk, status="IN_PROGRESS"
-        )
+        factories.enrol(user, course)
+        factories.record(user, contents[0], "IN_PROGRESS")
     client = client_for(instructor)
     post(client, courseId=course.pk, userIds=[users[0].pk])
     # staff check, content count, enrollments, logs (the token lookup is cached by now)

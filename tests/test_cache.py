@@ -18,6 +18,7 @@ from courseprogress.models import CourseContent
 from progress import read_cache as progress_cache
 from progress import selectors, services
 from progress.models import ContentProgress, Enrollment
+from tests import factories
 from tests.conftest import requires_postgres
 from tests.redis_tools import CuttableProxy, RedisServer, redis_cache_settings
 
@@ -44,9 +45,7 @@ def count_queries(call):
 @pytest.fixture
 def warm(client_for, learner, instructor, course, contents, enrolled):
     """A learner with one item done, and every cached read warmed."""
-    services.record_progress(
-        user_id=learner.pk, course_id=course.pk, content_id=contents[0].pk, status="COMPLETED"
-    )
+    factories.record(learner, contents[0], "COMPLETED")
     staff = client_for(instructor)
     mine = client_for(learner)
 

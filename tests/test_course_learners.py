@@ -7,6 +7,7 @@ import pytest
 
 from progress import services
 from progress.models import ContentProgress, Enrollment
+from tests import factories
 
 
 def url(course, query=""):
@@ -19,22 +20,11 @@ def cohort(make_user, course, contents):
     base = datetime(2025, 1, 1, tzinfo=UTC)
     users = [make_user(f"l{i}") for i in range(4)]
     for i, user in enumerate(users):
-        enrollment, _ = services.enrol(user_id=user.pk, course_id=course.pk)
+        enrollment = factories.enrol(user, course)
         Enrollment.objects.filter(pk=enrollment.pk).update(enrolled_at=base + timedelta(days=3 - i))
-    services.record_progress(
-        user_id=users[1].pk,
-        course_id=course.pk,
-        content_id=contents[0].pk,
-        status="IN_PROGRESS",
-        percent=Decimal(50),
-    )
-    for content in contents:
-        services.record_progress(
-            user_id=users[2].pk, course_id=course.pk, content_id=content.pk, status="COMPLETED"
-        )
-    services.record_progress(
-        user_id=users[3].pk, course_id=course.pk, content_id=contents[0].pk, status="COMPLETED"
-    )
+    factories.record(users[1], contents[0], "IN_PROGRESS", percent=Decimal(50))
+    factories.complete(users[2], contents)
+    factories.record(users[3], contents[0], "COMPLETED")
     services.move_enrollment(Enrollment.objects.get(user=users[3]).pk, "DROPPED")
     return users
 
@@ -163,10 +153,8 @@ def test_same_queries_for_limit_1_and_100(
 
     for i in range(12):
         user = make_user(f"many{i}")
-        services.enrol(user_id=user.pk, course_id=course.pk)
-        services.record_progress(
-            user_id=user.pk, course_id=course.pk, content_id=contents[i % 3].pk, status="COMPLETED"
-        )
+        factories.enrol(user, course)
+        factories.record(user, contents[i % 3], "COMPLETED")
     client = client_for(instructor)
     client.get(url(course, "?limit=1"))
     clear_test_cache()
@@ -181,13 +169,8 @@ def test_same_queries_for_limit_1_and_100(
 def test_rows_of_other_courses_do_not_count(
     client_for, instructor, course, other_course, learner, enrolled
 ):
-    services.enrol(user_id=learner.pk, course_id=other_course.pk)
-    services.record_progress(
-        user_id=learner.pk,
-        course_id=other_course.pk,
-        content_id=other_course.contents.first().pk,
-        status="COMPLETED",
-    )
+    factories.enrol(learner, other_course)
+    factories.record(learner, other_course.contents.first(), "COMPLETED")
     body = client_for(instructor).get(url(course)).json()
     assert body["results"][0]["progress"] == 0
     assert body["results"][0]["activityLogs"] == []

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from progress import services
 from progress.models import ContentProgress, Enrollment
+from tests import factories
 
 
 def url(course, user_id):
@@ -36,12 +36,8 @@ def test_anonymous_is_401(anon, course, learner):
 
 
 def test_body_of_an_enrolled_learner(client_for, course, contents, learner, enrolled):
-    services.record_progress(
-        user_id=learner.pk, course_id=course.pk, content_id=contents[0].pk, status="COMPLETED"
-    )
-    services.record_progress(
-        user_id=learner.pk, course_id=course.pk, content_id=contents[1].pk, status="IN_PROGRESS"
-    )
+    factories.record(learner, contents[0], "COMPLETED")
+    factories.record(learner, contents[1], "IN_PROGRESS")
     body = client_for(learner).get(url(course, learner.pk)).json()
     assert body["message"] == "User progress retrieved successfully"
     enrollment = body["results"]["enrollments"]

@@ -1,7 +1,7 @@
 """The admin in a real browser: Debian's chromium, driven by Playwright, against the live server.
 
 Skipped only on a developer machine without /usr/bin/chromium; under CI (CI set) a missing
-chromium fails the run. The world is the one of tests/test_admin.py.
+chromium fails the run. The world is the one of tests/admin/conftest.py.
 """
 
 import os
@@ -12,7 +12,6 @@ import pytest
 from django.db import connections
 
 from progress.models import Enrollment
-from tests.test_admin import world  # noqa: F401  (the fixture)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -82,7 +81,7 @@ def run_action(page, action: str, *usernames: str) -> None:
     page.get_by_role("button", name="Go").click()
 
 
-def test_instructor_works_on_their_course(page, world):  # noqa: F811
+def test_instructor_works_on_their_course(page, world):
     from playwright.sync_api import expect
 
     log_in(page, "instructor", "pw-instructor")
@@ -157,7 +156,7 @@ def test_instructor_works_on_their_course(page, world):  # noqa: F811
     assert response.status == 403
 
 
-def test_superuser_sees_every_course(page, world, superuser):  # noqa: F811
+def test_superuser_sees_every_course(page, world, superuser):
     from playwright.sync_api import expect
 
     log_in(page, "root", "pw-root")
