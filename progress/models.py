@@ -107,6 +107,28 @@ def validate_metadata(value) -> None:
         raise ValidationError(METADATA_ERRORS[problem], code=problem)
 
 
+def metadata_field() -> models.JSONField:
+    """The guide's `metadata JSONB DEFAULT '{}'`, under the shared metadata rule."""
+    return models.JSONField(
+        default=dict,
+        db_default=Value({}, JSONField()),
+        blank=True,
+        db_column="metadata",
+        validators=[validate_metadata],
+    )
+
+
+def timestamp_fields(prefix: str) -> tuple[models.DateTimeField, models.DateTimeField]:
+    """The guide's `<table>_created_at` and `<table>_updated_at` columns, defaulted by the
+    database too, so that plain-SQL writers get them."""
+    return (
+        models.DateTimeField(
+            default=timezone.now, db_default=Now(), db_column=f"{prefix}_created_at"
+        ),
+        models.DateTimeField(auto_now=True, db_default=Now(), db_column=f"{prefix}_updated_at"),
+    )
+
+
 def _in(field: str, choices) -> Q:
     return Q(**{f"{field}__in": [value for value, _ in choices.choices]})
 
@@ -141,19 +163,8 @@ class Enrollment(models.Model):
     certificate_url = models.URLField(
         max_length=500, null=True, blank=True, db_column="certificateurl"
     )
-    metadata = models.JSONField(
-        default=dict,
-        db_default=Value({}, JSONField()),
-        blank=True,
-        db_column="metadata",
-        validators=[validate_metadata],
-    )
-    created_at = models.DateTimeField(
-        default=timezone.now, db_default=Now(), db_column="enrollment_created_at"
-    )
-    updated_at = models.DateTimeField(
-        auto_now=True, db_default=Now(), db_column="enrollment_updated_at"
-    )
+    metadata = metadata_field()
+    created_at, updated_at = timestamp_fields("enrollment")
     # Owned by the database: triggers (migration 0003_freshness_triggers) raise it by one on
     # every update of the row and on every write to the learner's progress rows in the course,
     # whoever writes, and whatever value the writer sent. With the enrollment id it stamps the
@@ -231,19 +242,8 @@ class ContentProgress(models.Model):
         db_default=Decimal("0.00"),
         db_column="progresspercent",
     )
-    metadata = models.JSONField(
-        default=dict,
-        db_default=Value({}, JSONField()),
-        blank=True,
-        db_column="metadata",
-        validators=[validate_metadata],
-    )
-    created_at = models.DateTimeField(
-        default=timezone.now, db_default=Now(), db_column="user_course_content_progress_created_at"
-    )
-    updated_at = models.DateTimeField(
-        auto_now=True, db_default=Now(), db_column="user_course_content_progress_updated_at"
-    )
+    metadata = metadata_field()
+    created_at, updated_at = timestamp_fields("user_course_content_progress")
 
     class Meta:
         db_table = "user_course_content_progress"

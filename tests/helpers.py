@@ -1,10 +1,30 @@
 """Small helpers shared by the endpoint tests."""
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from django.core.cache import cache
 
 from progress.models import ContentProgress, Enrollment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage_py(*args, **env) -> subprocess.CompletedProcess:
+    """`python manage.py ARGS` in the checkout, as an operator's shell runs it: this process's
+    environment without SECRET_KEY and DEBUG, plus `env`."""
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def snapshot():

@@ -3,13 +3,10 @@ default, and no response shows a traceback or SQL."""
 
 import os
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import manage_py
 
 PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
@@ -24,17 +21,8 @@ PRODUCTION = {
 
 
 def manage(*args, **env):
-    base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
     # manage.py reads .secret_key when SECRET_KEY is unset: after `make run` the clone has one.
-    base["SECRET_KEY_FILE"] = os.devnull + ".missing"
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return manage_py(*args, **{"SECRET_KEY_FILE": os.devnull + ".missing", **env})
 
 
 def test_check_deploy_is_clean_with_production_settings():

@@ -5,7 +5,6 @@ import io
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -16,8 +15,8 @@ from courseprogress.models import Course
 from progress import services
 from progress.management.demo import demo_password
 from progress.models import Enrollment, EnrollmentStatus
+from tests.helpers import ROOT, manage_py
 
-ROOT = Path(__file__).resolve().parent.parent
 User = get_user_model()
 
 
@@ -50,18 +49,6 @@ def test_make_run_listens_where_it_is_told(args, env, bind, url):
     gunicorn = next(line for line in commands.splitlines() if "gunicorn -c" in line)
     assert f'GUNICORN_BIND="{bind}"' in gunicorn
     assert f"seed_demo --base-url {url}" in commands
-
-
-def manage_py(*args, **env):
-    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_manage_py_without_a_key_says_so_in_one_line(tmp_path):

@@ -93,17 +93,25 @@ def test_progress_table():
     )
 
 
-def test_guide_sql_runs_unchanged(learner, course, contents):
-    """The guide's own INSERT and SELECT work against the tables, defaults included."""
+GUIDE_PROGRESS_INSERT = (
+    "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) "
+    "VALUES (%s, %s, %s)"
+)
+
+
+def insert_guide_rows(learner, course, content):
+    """An enrollment and a progress row by the guide's own INSERTs, every other column defaulted."""
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO enrollments (userId, courseId) VALUES (%s, %s)", [learner.pk, course.pk]
         )
-        cursor.execute(
-            "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) "
-            "VALUES (%s, %s, %s)",
-            [learner.pk, course.pk, contents[0].pk],
-        )
+        cursor.execute(GUIDE_PROGRESS_INSERT, [learner.pk, course.pk, content.pk])
+
+
+def test_guide_sql_runs_unchanged(learner, course, contents):
+    """The guide's own INSERT and SELECT work against the tables, defaults included."""
+    insert_guide_rows(learner, course, contents[0])
+    with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT enrollmentStatus, TO_CHAR(enrollment_created_at, 'DD-Mon-YYYY') AS v_created_date
@@ -135,15 +143,7 @@ def test_guide_sql_runs_unchanged(learner, course, contents):
 def test_check_constraints_refuse_bad_values(sql, values, learner, course, contents):
     from django.db import IntegrityError, transaction
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO enrollments (userId, courseId) VALUES (%s, %s)", [learner.pk, course.pk]
-        )
-        cursor.execute(
-            "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) "
-            "VALUES (%s, %s, %s)",
-            [learner.pk, course.pk, contents[0].pk],
-        )
+    insert_guide_rows(learner, course, contents[0])
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, values)
 
@@ -151,11 +151,7 @@ def test_check_constraints_refuse_bad_values(sql, values, learner, course, conte
 def test_duplicate_rows_are_refused(learner, course, contents):
     from django.db import IntegrityError, transaction
 
-    sql = (
-        "INSERT INTO user_course_content_progress (userId, courseId, courseContentId) "
-        "VALUES (%s, %s, %s)"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [learner.pk, course.pk, contents[0].pk])
+        cursor.execute(GUIDE_PROGRESS_INSERT, [learner.pk, course.pk, contents[0].pk])
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, [learner.pk, course.pk, contents[0].pk])
+        cursor.execute(GUIDE_PROGRESS_INSERT, [learner.pk, course.pk, contents[0].pk])
