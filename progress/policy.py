@@ -134,6 +134,12 @@ def can_correct_progress(actor) -> bool:
     return is_admin(actor)
 
 
+def can_manage_webhooks(actor) -> bool:
+    """Webhook subscriptions and deliveries in the admin: superusers only (a subscription sends
+    every learner's changes to another system)."""
+    return bool(actor and actor.is_active and actor.is_superuser)
+
+
 def can_read_feed(actor, *, course_id: str | None, user_id: str | None) -> bool:
     """Section 6, the change feed, given the courseId and userId query parameters as sent
     (strings, or None when absent): admins read everything; system users nothing; anyone else
