@@ -30,6 +30,18 @@ from progress.serializers import (
     json_int,
 )
 
+
+def ensure_named_ids_exist(request) -> None:
+    """404 for the body's courseId, then for its userId when that names someone else: on the
+    ids as given (the body is an object: the endpoint's permission class saw to it)."""
+    data, actor = request.data, request.user
+    user_id = data.get("userId", actor.pk)
+    selectors.ensure_course_and_user(
+        course_id=json_int(data.get("courseId")),
+        user_id=json_int(user_id) if user_id != actor.pk else None,
+    )
+
+
 PAGE_NUMBER = {"type": "integer", "minimum": 1}
 # What DateOrDateTimeField accepts: an RFC 3339 date, or date-time with its offset, 1970-9998.
 # Each branch has its type, so generated clients take a date or a datetime (not Any) and send
@@ -184,24 +196,19 @@ class ProgressUpdateView(ApiView):
         ),
     )
     def post(self, request):
-        actor, data = request.user, request.data  # an object: CanRecordProgress saw to it
-        user_id = data.get("userId", actor.pk)
-        selectors.ensure_course_and_user(  # 404, on the ids as given
-            course_id=json_int(data.get("courseId")),
-            user_id=json_int(user_id) if user_id != actor.pk else None,
-        )
-        serializer = ProgressUpdateIn(data=data)
+        ensure_named_ids_exist(request)
+        serializer = ProgressUpdateIn(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
         row = services.record_progress(
-            user_id=fields.get("userId", actor.pk),
+            user_id=fields.get("userId", request.user.pk),
             course_id=fields["courseId"],
             content_id=fields["courseContentId"],
             status=fields["progressStatus"],
             percent=fields.get("progressPercent"),
             duration=fields.get("activityDuration"),
             metadata=fields.get("metadata"),
-            exact=policy.can_record_for_anyone(actor),
+            exact=policy.can_record_for_anyone(request.user),
         )
         return Response(format_progress(vars(row)))
 
@@ -271,16 +278,11 @@ class EnrollmentsView(ApiView):
         ),
     )
     def post(self, request):
-        actor, data = request.user, request.data  # an object: CanEnrol saw to it
-        user_id = data.get("userId", actor.pk)
-        selectors.ensure_course_and_user(  # 404, on the ids as given
-            course_id=json_int(data.get("courseId")),
-            user_id=json_int(user_id) if user_id != actor.pk else None,
-        )
-        serializer = EnrollIn(data=data)
+        ensure_named_ids_exist(request)
+        serializer = EnrollIn(data=request.data)
         serializer.is_valid(raise_exception=True)
         enrollment, outcome = services.enrol_with_outcome(
-            **{"user_id": actor.pk, **serializer.validated_data}
+            **{"user_id": request.user.pk, **serializer.validated_data}
         )
         self.success_message = ENROL_MESSAGES[outcome]
         return Response(
