@@ -94,21 +94,18 @@ def can_record_for_anyone(actor) -> bool:
     return is_system(actor) or is_admin(actor)
 
 
-def record_progress_refusal(actor, *, user_id, status) -> tuple[str, str] | None:
-    """Why `actor` may not post this update (3.3), as (field, reason), or None when they may."""
-    if can_record_for_anyone(actor):
-        return None
-    if not _is(actor, user_id):
-        return "userId", "Only system users and admins post progress for others."
-    if status == ProgressStatus.LOCKED:
-        return "progressStatus", "Only system users and admins set or clear LOCKED."
-    return None
-
-
 def can_record_progress(actor, *, user_id, status) -> bool:
     """3.3: a learner records their own progress, never LOCKED; system users and admins
     record anyone's, LOCKED included."""
-    return record_progress_refusal(actor, user_id=user_id, status=status) is None
+    return can_record_for_anyone(actor) or (_is(actor, user_id) and status != ProgressStatus.LOCKED)
+
+
+def record_progress_refusal(actor, *, user_id) -> tuple[str, str]:
+    """Why can_record_progress said no, as (field, reason): the 403's `errors`, which say what
+    the caller may not do and never whether an id exists."""
+    if not _is(actor, user_id):
+        return "userId", "Only system users and admins post progress for others."
+    return "progressStatus", "Only system users and admins set or clear LOCKED."
 
 
 def can_enrol(actor, *, course_id, user_id) -> bool:
@@ -244,12 +241,10 @@ class CanRecordProgress(_Guarded):
     def allows(self, request, view):
         data = body_object(request)
         actor = request.user
-        refusal = record_progress_refusal(
-            actor, user_id=data.get("userId", actor.pk), status=data.get("progressStatus")
-        )
-        if refusal is not None:
-            raise AccessDenied(*refusal)
-        return True
+        asked = {"user_id": data.get("userId", actor.pk), "status": data.get("progressStatus")}
+        if can_record_progress(actor, **asked):
+            return True
+        raise AccessDenied(*record_progress_refusal(actor, user_id=asked["user_id"]))
 
 
 class CanViewLearners(_Guarded):
