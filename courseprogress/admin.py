@@ -1,6 +1,7 @@
 """The catalog in the admin, and the rule every admin page of the project follows.
 
-Who sees what (contract section 1, "Roles"; section 5, "The Django admin"):
+Who sees what (contract section 1, "Roles"; section 5, "The Django admin"; the rule is
+progress.policy's can_view_course, in its set form visible_course_ids):
 - superusers and holders of `progress.view_all_progress` (admins) see every course;
 - course staff (a CourseStaff row, OWNER or INSTRUCTOR) who are `is_staff` see only the courses
   they teach, and those courses' content, staff, enrollments and progress rows.
@@ -22,7 +23,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from courseprogress.models import Course, CourseContent, CourseStaff
-from courseprogress.permissions import is_admin, taught_course_ids
+from progress.policy import visible_course_ids
 
 admin.site.site_header = "Course progress administration"
 admin.site.site_title = "Course progress"
@@ -32,18 +33,17 @@ admin.site.site_url = None  # the site is an API: no "View site" link
 
 def visible_courses(user):
     """The courses this user may see in the admin: all for admins, else those they teach."""
-    if is_admin(user):
-        return Course.objects.all()
-    return Course.objects.filter(pk__in=taught_course_ids(user))
+    courses = visible_course_ids(user)
+    return Course.objects.all() if courses is None else Course.objects.filter(pk__in=courses)
 
 
 def visible_users(user):
     """The users this user may see in the admin: all for admins; for course staff themselves
     and the learners and staff of the courses they teach (whom their lists already show)."""
     User = get_user_model()
-    if is_admin(user):
+    courses = visible_course_ids(user)
+    if courses is None:
         return User.objects.all()
-    courses = taught_course_ids(user)
     from progress.models import Enrollment
 
     return User.objects.filter(
@@ -145,9 +145,10 @@ class CourseScopedMixin:
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        if is_admin(request.user):
+        courses = visible_course_ids(request.user)
+        if courses is None:
             return queryset
-        return queryset.filter(**{f"{self.course_lookup}__in": taught_course_ids(request.user)})
+        return queryset.filter(**{f"{self.course_lookup}__in": courses})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -163,23 +164,23 @@ class CourseScopedMixin:
 
     def raw_id_label_queryset(self, db_field, request):
         model = db_field.related_model
-        if is_admin(request.user):
+        courses = visible_course_ids(request.user)
+        if courses is None:
             return model._default_manager.all()
         if model is get_user_model():
             return visible_users(request.user)
         if model is Course:
             return visible_courses(request.user)
         if model is CourseContent:
-            return CourseContent.objects.filter(course_id__in=taught_course_ids(request.user))
+            return CourseContent.objects.filter(course_id__in=courses)
         return model._default_manager.none()
 
-    def teaches(self, request, obj=None) -> bool:
-        """Course staff of obj's course, or of any course when there is no obj."""
-        courses = taught_course_ids(request.user)
-        return bool(courses) if obj is None else self.course_id_of(obj) in courses
-
     def can_view_by_role(self, request, obj=None) -> bool:
-        return is_admin(request.user) or self.teaches(request, obj)
+        """Admins, and the staff of obj's course (of any course when there is no obj)."""
+        courses = visible_course_ids(request.user)
+        if courses is None:
+            return True
+        return bool(courses) if obj is None else self.course_id_of(obj) in courses
 
     def can_change_by_role(self, request, obj=None) -> bool:
         return False

@@ -25,11 +25,11 @@ from courseprogress.admin import (
 )
 from courseprogress.exceptions import Conflict
 from courseprogress.models import CourseContent
-from courseprogress.permissions import is_admin, may_act_for_anyone
 from progress import admin_actions, selectors, services
 from progress.admin_actions import refusal
 from progress.formatting import round2
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus
+from progress.policy import can_correct_progress, can_move_enrollment, can_record_for_anyone
 from progress.rules import ALLOWED_MOVES
 
 User = get_user_model()
@@ -156,7 +156,9 @@ class EnrollmentAdmin(CourseColumnMixin, BigTableAdmin):
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def can_change_by_role(self, request, obj=None):
-        return self.can_view_by_role(request, obj)  # course staff and admins (contract 3.7)
+        if obj is None:  # the list: course staff (of any course) and admins
+            return self.can_view_by_role(request)
+        return can_move_enrollment(request.user, course_id=obj.course_id)
 
     def get_queryset(self, request):
         # Computed for the page's rows only (the paginator's count does not select it).
@@ -295,7 +297,7 @@ class ContentProgressAdmin(CourseColumnMixin, BigTableAdmin):
     autocomplete_fields = ["course"]
 
     def can_change_by_role(self, request, obj=None):
-        return is_admin(request.user)  # only admins set progress exactly (contract 3.3)
+        return can_correct_progress(request.user)
 
     @admin.display(description="minutes", ordering="duration")
     def minutes(self, obj):
@@ -306,7 +308,7 @@ class ContentProgressAdmin(CourseColumnMixin, BigTableAdmin):
         return compact_datetime(obj.updated_at)
 
     def has_add_permission(self, request):
-        return super().has_add_permission(request) or is_admin(request.user)
+        return super().has_add_permission(request) or can_correct_progress(request.user)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -325,7 +327,7 @@ class ContentProgressAdmin(CourseColumnMixin, BigTableAdmin):
             percent=sent("percent"),
             duration=sent("duration"),
             metadata=sent("metadata"),
-            exact=may_act_for_anyone(request.user),
+            exact=can_record_for_anyone(request.user),
         )
         obj.pk = row.pk
         obj.refresh_from_db()

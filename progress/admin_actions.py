@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 
 from courseprogress.exceptions import Conflict
 from progress import selectors, services
-from progress.formatting import iso, round2
+from progress.formatting import UPDATED, iso, progress_csv_cells, round2
 from progress.models import (
     MAX_CERTIFICATE_URL_LENGTH,
     EnrollmentStatus,
@@ -166,6 +166,16 @@ CSV_HEADER = [
     "progressPercent",
     "progressUpdatedAt",
 ]
+# The progress columns: formatting.progress_csv_cells' cells (export_progress writes the same),
+# with the content's title after its id.
+PROGRESS_COLUMNS = [
+    "courseContentId",
+    "contentTitle",
+    "progressStatus",
+    "activityDuration",
+    "progressPercent",
+    UPDATED,
+]
 
 
 def _text(value) -> str:
@@ -205,20 +215,9 @@ def export_csv(modeladmin, request, queryset):
             f"{round2(progress.get(e.pk, 0)):.2f}",
         ]
         for row in rows.get((e.user_id, e.course_id), [None]):
-            if row is None:
-                writer.writerow([*head, "", "", "", "", "", ""])
-                continue
-            writer.writerow(
-                [
-                    *head,
-                    row.content_id,
-                    _text(row.content.title),
-                    row.status,
-                    row.duration,
-                    f"{row.percent:.2f}",
-                    iso(row.updated_at),
-                ]
-            )
+            cells = progress_csv_cells({} if row is None else vars(row))
+            cells["contentTitle"] = "" if row is None else _text(row.content.title)
+            writer.writerow([*head, *(cells[name] for name in PROGRESS_COLUMNS)])
     return response
 
 

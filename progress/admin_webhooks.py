@@ -10,11 +10,12 @@ from django.utils.html import format_html
 
 from progress import webhooks
 from progress.event_models import DeliveryState, EventType, WebhookDelivery, WebhookSubscription
+from progress.policy import can_manage_webhooks
 
 
 class SuperuserOnlyMixin:
     def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
+        return can_manage_webhooks(request.user)
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)

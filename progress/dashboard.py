@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from courseprogress.models import Course, CourseContent
-from courseprogress.permissions import can_manage_course
 from progress import read_cache, selectors
 from progress.formatting import round2
 from progress.models import EnrollmentStatus
+from progress.policy import can_view_course
 
 STATUS_COLOURS = {
     EnrollmentStatus.ENROLLED: "#8a94a6",
@@ -139,7 +139,7 @@ def furthest_behind(course_id: int, contents: int) -> list[dict]:
 
 def course_dashboard(request, course_id: int, *, admin_site):
     # 403 before 404, on the id as given: nothing tells an instructor which courses exist.
-    if not can_manage_course(request.user, course_id):
+    if not can_view_course(request.user, course_id=course_id):
         raise PermissionDenied
     course = Course.objects.filter(pk=course_id).first()
     if course is None:  # as the admin answers a missing object: back to the list, with a word

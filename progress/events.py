@@ -1,4 +1,5 @@
-"""The change feed (contract section 6): who may read which events, the cursor, retention.
+"""The change feed (contract section 6): the cursor, retention (who may read which events:
+progress.policy.can_read_feed and feed_scope).
 
 Why a consumer that follows `next` sees every event exactly once and in order
 ---------------------------------------------------------------------------------
@@ -43,13 +44,13 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from rest_framework import status
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 
 from courseprogress import replicas
-from courseprogress.permissions import is_admin, is_system, taught_course_ids
 from courseprogress.renderers import json_fragment
 from progress.event_models import Event, EventPruneMark, EventType, event_id
 from progress.formatting import iso
+from progress.policy import feed_scope
 
 FEED_PARAMS = ("after", "courseId", "userId", "type", "limit")
 DEFAULT_LIMIT = 100
@@ -198,42 +199,11 @@ def _raw(params) -> tuple[dict, dict]:
     return raw, errors
 
 
-def feed_scope(actor, *, course, user) -> Q:
-    """What `actor` may read, given the courseId and userId as sent (strings or None).
-
-    Admins: everything. System users: nothing (403). Anyone else: their own events, and every
-    event of the courses they teach. A learner naming another learner is a 403; so is course
-    staff naming a course they do not teach (unless they name themself: their own events as a
-    learner there). Ids are compared as sent, before they are validated, so a 403 never depends
-    on whether an id is well formed or exists (401 -> 403 -> 400).
-    """
-    if is_admin(actor):
-        return Q()
-    if is_system(actor):
-        raise PermissionDenied()
-    taught = taught_course_ids(actor)
-    own = str(actor.pk)
-    if user is not None and user != own and not taught:
-        raise PermissionDenied()
-    if course is not None and taught and not _as_taught(course, taught) and user != own:
-        raise PermissionDenied()
-    if not taught:
-        return Q(user_id=actor.pk)
-    return Q(user_id=actor.pk) | Q(course_id__in=sorted(taught))
-
-
-def _as_taught(course: str, taught: set[int]) -> bool:
-    return course.isascii() and course.isdigit() and len(course) <= 18 and int(course) in taught
-
-
 def feed_page(*, actor, params) -> dict:
-    """GET /user-progress/events: 403, then 400, then 410, then the page."""
+    """GET /user-progress/events, once policy.CanReadFeed has let `actor` in (403): 400, then
+    410, then the page of the events policy.feed_scope lets them see."""
     raw, errors = _raw(params)
-    scope = feed_scope(
-        actor,
-        course=raw.get("courseId") if isinstance(raw.get("courseId"), str) else None,
-        user=raw.get("userId") if isinstance(raw.get("userId"), str) else None,
-    )
+    scope = feed_scope(actor)
     filters = {}
     after = limit = None
     if "after" in raw and "after" not in errors:

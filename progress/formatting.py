@@ -4,9 +4,11 @@ percent strings, rounded aggregates, and the enrollment / progress row / activit
 Output is built as plain dicts from the rows the selectors fetched (DRF field-by-field
 serialisation dominated the course page profile); progress/serializers.py describes the same
 fields for the OpenAPI schema, and tests compare both. Commands, the admin and the change feed
-format their dates here too.
+format their dates here too, and the two CSV exports build their progress cells here
+(progress_csv_cells).
 """
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -121,3 +123,44 @@ def format_activity(row) -> dict:
         "progressPercent": percent_str(row["percent"]),
         **v_fields(row["created_at"], row["updated_at"]),
     }
+
+
+# --- files: export_progress (CSV and JSON Lines) and the admin's CSV export ---------------------
+
+CREATED = "user_course_content_progress_created_at"
+UPDATED = "user_course_content_progress_updated_at"
+
+
+def progress_record(row) -> dict:
+    """A progress row in the API's field names and plain values, as the exports write it.
+
+    `row` holds user_id and course_id and, for a progress row, content_id, status, duration,
+    percent (a Decimal), metadata, created_at and updated_at (a values() dict or a model
+    instance's vars()); without content_id (an enrollment without progress) the progress fields
+    are None. A progress row's missing metadata is {} (as in the API)."""
+    present = row.get("content_id") is not None
+    metadata = row.get("metadata")
+    return {
+        "userId": row.get("user_id"),
+        "courseId": row.get("course_id"),
+        "courseContentId": row.get("content_id"),
+        "progressStatus": row.get("status"),
+        "activityDuration": row.get("duration"),
+        "progressPercent": row.get("percent"),
+        "metadata": ({} if metadata is None else metadata) if present else None,
+        CREATED: iso(row.get("created_at")),
+        UPDATED: iso(row.get("updated_at")),
+    }
+
+
+def progress_csv_cells(row) -> dict:
+    """progress_record() as CSV cells: the one rule both CSV exports (export_progress and the
+    admin's export action) write a progress row by. progressPercent is the API's "50.00",
+    metadata JSON text (UTF-8, not escaped), None an empty cell; numbers stay numbers for the
+    csv module to write."""
+    cells = progress_record(row)
+    if cells["progressPercent"] is not None:
+        cells["progressPercent"] = percent_str(cells["progressPercent"])
+    if cells["metadata"] is not None:
+        cells["metadata"] = json.dumps(cells["metadata"], ensure_ascii=False)
+    return {name: "" if value is None else value for name, value in cells.items()}

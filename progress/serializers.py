@@ -151,8 +151,10 @@ class DistinctIdList(serializers.ListField):
 
 
 class BulkIn(serializers.Serializer):
-    courseId = IdField()
-    userIds = DistinctIdList(child=IdField(), min_length=1, max_length=100)
+    """validated_data: selectors.bulk_progress's course_id and user_ids."""
+
+    courseId = IdField(source="course_id")
+    userIds = DistinctIdList(child=IdField(), min_length=1, max_length=100, source="user_ids")
 
     def validate_userIds(self, value):
         if len(set(value)) != len(value):
@@ -161,8 +163,10 @@ class BulkIn(serializers.Serializer):
 
 
 class EnrollIn(serializers.Serializer):
-    courseId = IdField()
-    userId = IdField(required=False)
+    """validated_data: services.enrol's course_id and user_id (absent: the caller)."""
+
+    courseId = IdField(source="course_id")
+    userId = IdField(required=False, source="user_id")
 
 
 @extend_schema_field(
@@ -192,8 +196,12 @@ class CertificateUrlField(serializers.CharField):
 
 
 class EnrollmentPatchIn(serializers.Serializer):
-    enrollmentStatus = ListedChoiceField(choices=EnrollmentStatus.choices, required=False)
-    certificateUrl = CertificateUrlField(required=False, allow_null=True)
+    """validated_data: services.update_enrollment's keyword arguments, the fields sent."""
+
+    enrollmentStatus = ListedChoiceField(
+        choices=EnrollmentStatus.choices, required=False, source="status"
+    )
+    certificateUrl = CertificateUrlField(required=False, allow_null=True, source="certificate_url")
     metadata = MetadataField(required=False)
 
 

@@ -1,29 +1,19 @@
-"""Thin views: permission -> selector or service -> response. The envelope is the renderer's."""
+"""Thin views: permission (progress.policy) -> existence (404) -> serializer (400) -> selector or
+service (409) -> response. The envelope is the renderer's."""
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from courseprogress.apiview import ApiView
-from courseprogress.exceptions import AccessDenied
-from courseprogress.permissions import (
-    CanViewLearnerProgress,
-    IsCourseStaffOrAdmin,
-    can_manage_course,
-    is_admin,
-    is_course_staff,
-    may_act_for_anyone,
-)
+from courseprogress.exceptions import NotFound
 from courseprogress.renderers import Paginated
 from courseprogress.schema import envelope, responses
 from courseprogress.throttling import ProgressUpdateThrottle
-from progress import events, selectors, services
+from progress import events, policy, selectors, services
 from progress.filters import DATE_OR_DATE_TIME_PATTERN
 from progress.formatting import format_enrollment, format_progress
-from progress.models import Enrollment, EnrollmentStatus, EventType, ProgressStatus
+from progress.models import EnrollmentStatus, EventType, ProgressStatus
 from progress.serializers import (
     ActivityOut,
     AnalyticsOut,
@@ -41,11 +31,15 @@ from progress.serializers import (
 )
 
 
-def body_object(request) -> dict:
-    data = request.data
-    if not isinstance(data, dict):
-        raise ValidationError({"non_field_errors": ["The body must be a JSON object."]})
-    return data
+def ensure_named_ids_exist(request) -> None:
+    """404 for the body's courseId, then for its userId when that names someone else: on the
+    ids as given (the body is an object: the endpoint's permission class saw to it)."""
+    data, actor = request.data, request.user
+    user_id = data.get("userId", actor.pk)
+    selectors.ensure_course_and_user(
+        course_id=json_int(data.get("courseId")),
+        user_id=json_int(user_id) if user_id != actor.pk else None,
+    )
 
 
 PAGE_NUMBER = {"type": "integer", "minimum": 1}
@@ -65,7 +59,7 @@ DATE_HELP = (
 
 
 class LearnerProgressView(ApiView):
-    permission_classes = [IsAuthenticated, CanViewLearnerProgress]
+    permission_classes = [policy.CanViewLearner]
     success_message = "User progress retrieved successfully"
 
     @extend_schema(
@@ -85,7 +79,7 @@ class LearnerProgressView(ApiView):
 
 
 class ActivitiesView(ApiView):
-    permission_classes = [IsAuthenticated, CanViewLearnerProgress]
+    permission_classes = [policy.CanViewLearner]
     success_message = "Activity logs retrieved successfully"
 
     @extend_schema(
@@ -122,7 +116,7 @@ class ActivitiesView(ApiView):
 
 
 class CourseLearnersView(ApiView):
-    permission_classes = [IsAuthenticated, IsCourseStaffOrAdmin]
+    permission_classes = [policy.CanViewCourse]
     success_message = "All users progress retrieved successfully"
 
     @extend_schema(
@@ -157,7 +151,7 @@ class CourseLearnersView(ApiView):
 
 
 class CourseAnalyticsView(ApiView):
-    permission_classes = [IsAuthenticated, IsCourseStaffOrAdmin]
+    permission_classes = [policy.CanViewCourse]
     success_message = "Course analytics retrieved successfully"
 
     @extend_schema(
@@ -177,7 +171,7 @@ class CourseAnalyticsView(ApiView):
 
 
 class ProgressUpdateView(ApiView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [policy.CanRecordProgress]
     throttle_classes = [ProgressUpdateThrottle]
     success_message = "Progress updated successfully"
 
@@ -202,42 +196,25 @@ class ProgressUpdateView(ApiView):
         ),
     )
     def post(self, request):
-        data = body_object(request)
-        actor = request.user
-        privileged = may_act_for_anyone(actor)
-        user_id = data.get("userId", actor.pk)
-        # 403: naming another learner, or locking, is for system users and admins only.
-        if not privileged and user_id != actor.pk:
-            raise AccessDenied("userId", "Only system users and admins post progress for others.")
-        if not privileged and data.get("progressStatus") == ProgressStatus.LOCKED:
-            raise AccessDenied(
-                "progressStatus", "Only system users and admins set or clear LOCKED."
-            )
-        # 404, on the ids as given.
-        selectors.ensure_course_and_user(
-            course_id=json_int(data.get("courseId")),
-            user_id=json_int(user_id) if user_id != actor.pk else None,
-        )
-        # 400
-        serializer = ProgressUpdateIn(data=data)
+        ensure_named_ids_exist(request)
+        serializer = ProgressUpdateIn(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
-        # 409 and the write
         row = services.record_progress(
-            user_id=fields.get("userId", actor.pk),
+            user_id=fields.get("userId", request.user.pk),
             course_id=fields["courseId"],
             content_id=fields["courseContentId"],
             status=fields["progressStatus"],
             percent=fields.get("progressPercent"),
             duration=fields.get("activityDuration"),
             metadata=fields.get("metadata"),
-            exact=privileged,
+            exact=policy.can_record_for_anyone(request.user),
         )
         return Response(format_progress(vars(row)))
 
 
 class BulkProgressView(ApiView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [policy.CanViewLearners]
     success_message = "Users progress retrieved successfully"
 
     @extend_schema(
@@ -257,24 +234,15 @@ class BulkProgressView(ApiView):
         ),
     )
     def post(self, request):
-        data = body_object(request)
-        actor = request.user
-        course_id = json_int(data.get("courseId"))
-        own_only = data.get("userIds") == [actor.pk] and json_int(actor.pk) is not None
-        if not (own_only or can_manage_course(actor, course_id)):
-            raise PermissionDenied()
-        contents, position = (
+        course_id = json_int(request.data.get("courseId"))  # an object: CanViewLearners saw to it
+        contents, position = (  # 404
             selectors.content_count_at(course_id) if course_id is not None else (None, None)
         )
-        serializer = BulkIn(data=data)
+        serializer = BulkIn(data=request.data)
         serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
         return Response(
             selectors.bulk_progress_at(
-                course_id=fields["courseId"],
-                user_ids=fields["userIds"],
-                contents=contents,
-                position=position,
+                **serializer.validated_data, contents=contents, position=position
             )
         )
 
@@ -287,7 +255,7 @@ ENROL_MESSAGES = {
 
 
 class EnrollmentsView(ApiView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [policy.CanEnrol]
 
     @extend_schema(
         operation_id="enrollment_create",
@@ -310,22 +278,11 @@ class EnrollmentsView(ApiView):
         ),
     )
     def post(self, request):
-        data = body_object(request)
-        actor = request.user
-        course_id = json_int(data.get("courseId"))
-        user_id = data.get("userId", actor.pk)
-        if user_id != actor.pk and not (
-            can_manage_course(actor, course_id) or may_act_for_anyone(actor)
-        ):
-            raise PermissionDenied()
-        selectors.ensure_course_and_user(
-            course_id=course_id, user_id=json_int(user_id) if user_id != actor.pk else None
-        )
-        serializer = EnrollIn(data=data)
+        ensure_named_ids_exist(request)
+        serializer = EnrollIn(data=request.data)
         serializer.is_valid(raise_exception=True)
         enrollment, outcome = services.enrol_with_outcome(
-            user_id=serializer.validated_data.get("userId", actor.pk),
-            course_id=serializer.validated_data["courseId"],
+            **{"user_id": request.user.pk, **serializer.validated_data}
         )
         self.success_message = ENROL_MESSAGES[outcome]
         return Response(
@@ -335,7 +292,7 @@ class EnrollmentsView(ApiView):
 
 
 class EnrollmentDetailView(ApiView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [policy.CanMoveEnrollment]
     success_message = "Enrollment updated successfully"
 
     @extend_schema(
@@ -357,31 +314,18 @@ class EnrollmentDetailView(ApiView):
         ),
     )
     def patch(self, request, enrollment_id: int):
-        actor = request.user
-        course_id = (
-            Enrollment.objects.filter(pk=enrollment_id).values_list("course_id", flat=True).first()
-        )
-        if not is_admin(actor):
-            if course_id is None or not is_course_staff(actor, course_id):
-                raise PermissionDenied()
-        elif course_id is None:
-            raise Http404("Enrollment not found.")
-        serializer = EnrollmentPatchIn(data=body_object(request))
+        if self.enrollment_course_id is None:  # CanMoveEnrollment looked it up; admins only
+            raise NotFound("Enrollment not found.")
+        serializer = EnrollmentPatchIn(data=policy.body_object(request))
         serializer.is_valid(raise_exception=True)
-        fields = {
-            {"enrollmentStatus": "status", "certificateUrl": "certificate_url"}.get(
-                name, name
-            ): value
-            for name, value in serializer.validated_data.items()
-        }
-        enrollment = services.update_enrollment(enrollment_id, **fields)
+        enrollment = services.update_enrollment(enrollment_id, **serializer.validated_data)
         return Response(format_enrollment(vars(enrollment)))
 
 
 class EventsView(ApiView):
     """The change feed (contract section 6): events oldest first, after a cursor."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [policy.CanReadFeed]
     success_message = "Events retrieved successfully"
 
     @extend_schema(

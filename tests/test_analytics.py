@@ -43,30 +43,6 @@ def cohort(make_user, course, contents):
     return users
 
 
-@pytest.mark.parametrize(
-    ("actor", "status"),
-    [
-        ("learner", 403),
-        ("instructor", 200),
-        ("owner", 200),
-        ("other_instructor", 403),
-        ("admin_user", 200),
-        ("system_user", 403),
-    ],
-)
-def test_role_matrix(request, client_for, course, actor, status):
-    assert client_for(request.getfixturevalue(actor)).get(url(course.pk)).status_code == status
-
-
-def test_anonymous_is_401(anon, course):
-    assert anon.get(url(course.pk)).status_code == 401
-
-
-def test_missing_course(client_for, instructor, admin_user):
-    assert client_for(instructor).get(url(987654)).status_code == 403
-    assert client_for(admin_user).get(url(987654)).status_code == 404
-
-
 def test_figures(client_for, instructor, course, contents, cohort):
     body = client_for(instructor).get(url(course.pk)).json()
     assert body["message"] == "Course analytics retrieved successfully"

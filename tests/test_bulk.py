@@ -16,37 +16,6 @@ def progressed(learner, other_learner, course, contents, enrolled):
     return learner
 
 
-@pytest.mark.parametrize(
-    ("actor", "status"),
-    [
-        ("other_learner", 403),
-        ("instructor", 200),
-        ("owner", 200),
-        ("other_instructor", 403),
-        ("admin_user", 200),
-        ("system_user", 403),
-    ],
-)
-def test_role_matrix(request, client_for, course, progressed, actor, status):
-    response = post(
-        client_for(request.getfixturevalue(actor)), courseId=course.pk, userIds=[progressed.pk]
-    )
-    assert response.status_code == status
-
-
-def test_anonymous_is_401(anon, course, learner):
-    assert post(anon, courseId=course.pk, userIds=[learner.pk]).status_code == 401
-
-
-def test_learner_only_for_own_id(client_for, course, learner, other_learner, progressed):
-    client = client_for(learner)
-    assert post(client, courseId=course.pk, userIds=[learner.pk]).status_code == 200
-    assert (
-        post(client, courseId=course.pk, userIds=[learner.pk, other_learner.pk]).status_code == 403
-    )
-    assert post(client, courseId=course.pk, userIds=[other_learner.pk]).status_code == 403
-
-
 def test_results_in_the_order_asked(
     client_for, instructor, course, learner, other_learner, progressed
 ):
@@ -72,12 +41,6 @@ def test_same_entry_as_the_course_page(client_for, instructor, course, progresse
     page = client.get(f"/user-progress/course/{course.pk}/all").json()["results"][0]
     bulk = post(client, courseId=course.pk, userIds=[progressed.pk]).json()["results"][0]
     assert bulk == page
-
-
-def test_missing_course(client_for, learner, admin_user, instructor):
-    assert post(client_for(admin_user), courseId=987654, userIds=[learner.pk]).status_code == 404
-    assert post(client_for(learner), courseId=987654, userIds=[learner.pk]).status_code == 404
-    assert post(client_for(instructor), courseId=987654, userIds=[learner.pk]).status_code == 403
 
 
 @pytest.mark.parametrize(

@@ -29,31 +29,6 @@ def cohort(make_user, course, contents):
     return users
 
 
-@pytest.mark.parametrize(
-    ("actor", "status"),
-    [
-        ("learner", 403),
-        ("instructor", 200),
-        ("owner", 200),
-        ("other_instructor", 403),
-        ("admin_user", 200),
-        ("superuser", 200),
-        ("system_user", 403),
-    ],
-)
-def test_role_matrix(request, client_for, course, actor, status):
-    assert client_for(request.getfixturevalue(actor)).get(url(course)).status_code == status
-
-
-def test_anonymous_is_401(anon, course):
-    assert anon.get(url(course)).status_code == 401
-
-
-def test_missing_course(client_for, instructor, admin_user, db):
-    assert client_for(instructor).get("/user-progress/course/987654/all").status_code == 403
-    assert client_for(admin_user).get("/user-progress/course/987654/all").status_code == 404
-
-
 def test_default_order_and_body(client_for, instructor, course, cohort):
     body = client_for(instructor).get(url(course)).json()
     assert body["message"] == "All users progress retrieved successfully"

@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from django.db import connection
 
 from progress.models import ContentProgress, Enrollment
@@ -11,28 +10,6 @@ from tests import factories
 
 def url(course, user_id):
     return f"/user-progress/{course.pk}/{user_id}"
-
-
-ROLE_MATRIX = [
-    ("learner", 200),
-    ("other_learner", 403),
-    ("instructor", 200),
-    ("owner", 200),
-    ("other_instructor", 403),
-    ("admin_user", 200),
-    ("superuser", 200),
-    ("system_user", 403),
-]
-
-
-@pytest.mark.parametrize(("actor", "status"), ROLE_MATRIX)
-def test_role_matrix(request, client_for, course, learner, enrolled, actor, status):
-    response = client_for(request.getfixturevalue(actor)).get(url(course, learner.pk))
-    assert response.status_code == status
-
-
-def test_anonymous_is_401(anon, course, learner):
-    assert anon.get(url(course, learner.pk)).status_code == 401
 
 
 def test_body_of_an_enrolled_learner(client_for, course, contents, learner, enrolled):

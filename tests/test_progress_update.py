@@ -288,64 +288,12 @@ def test_privileged_caller_unlocks(client_for, system_user, learner, course, con
     assert row_for(learner, contents[0]).status == "IN_PROGRESS"
 
 
-# --- roles and the order of checks -----------------------------------------------------------
-
-
-def test_anonymous_is_401(anon, course, contents):
-    response = post_update(
-        anon, courseId=course.pk, courseContentId=contents[0].pk, progressStatus="COMPLETED"
-    )
-    assert response.status_code == 401
-
-
-@pytest.mark.parametrize("actor", ["other_learner", "instructor", "owner", "other_instructor"])
-def test_non_privileged_naming_another_user_is_403(
-    request, client_for, actor, learner, course, contents, enrolled
-):
-    before = snapshot()
-    response = post_update(
-        client_for(request.getfixturevalue(actor)),
-        userId=learner.pk,
-        courseId=course.pk,
-        courseContentId=contents[0].pk,
-        progressStatus="COMPLETED",
-    )
-    assert response.status_code == 403
-    assert snapshot() == before
-
-
-def test_learner_naming_a_missing_user_is_403_not_404(learner_client, course, contents, enrolled):
-    response = post_update(
-        learner_client,
-        userId=987654,
-        courseId=course.pk,
-        courseContentId=contents[0].pk,
-        progressStatus="COMPLETED",
-    )
-    assert response.status_code == 403
+# --- the order of checks (roles: tests/test_authorization_matrix.py) --------------------------
 
 
 def test_403_comes_before_400(learner_client, other_learner):
     response = post_update(learner_client, userId=other_learner.pk, courseId="x", progressStatus=5)
     assert response.status_code == 403
-
-
-def test_system_user_naming_missing_user_is_404(client_for, system_user, course, contents):
-    response = post_update(
-        client_for(system_user),
-        userId=987654,
-        courseId=course.pk,
-        courseContentId=contents[0].pk,
-        progressStatus="COMPLETED",
-    )
-    assert response.status_code == 404
-
-
-def test_unknown_course_is_404(learner_client, contents, enrolled):
-    response = post_update(
-        learner_client, courseId=987654, courseContentId=contents[0].pk, progressStatus="COMPLETED"
-    )
-    assert response.status_code == 404
 
 
 def test_404_comes_before_400(learner_client):

@@ -10,13 +10,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from progress.formatting import percent_str
+from progress.formatting import CREATED, UPDATED, iso, progress_csv_cells, progress_record
 
 FORMATS = ("csv", "jsonl")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
-CREATED = "user_course_content_progress_created_at"
-UPDATED = "user_course_content_progress_updated_at"
 PROGRESS_FIELDS = (
     "userId",
     "courseId",
@@ -159,7 +157,7 @@ class ErrorsFile:
 
 
 class Writer:
-    """Export lines, one dict per row, in CSV (with header) or JSON Lines."""
+    """Export lines, one per row, in CSV (with header) or JSON Lines."""
 
     def __init__(self, stream, fmt: str):
         self.stream = stream
@@ -169,17 +167,20 @@ class Writer:
             self.csv.writeheader()
 
     def write(self, row: dict) -> None:
-        """`progressPercent` comes as a Decimal: JSON Lines get a number (what the POST body
-        takes, so a line is a valid import and API input), CSV the API's "50.00" text."""
-        percent = row.get("progressPercent")
+        """`row`: what formatting.progress_record takes, with the learner's enrollment_status,
+        enrolled_at and completed_at. CSV cells are formatting.progress_csv_cells (the admin's
+        export writes the same); JSON Lines get progressPercent as a number (what the POST
+        body takes, so a line is a valid import and API input)."""
+        enrollment = {
+            "enrollmentStatus": row["enrollment_status"],
+            "enrollmentDate": iso(row["enrolled_at"]),
+            "completionDate": iso(row["completed_at"]),
+        }
         if self.fmt == "jsonl":
-            if percent is not None:
-                row = {**row, "progressPercent": float(percent)}
-            self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+            record = progress_record(row)
+            if record["progressPercent"] is not None:
+                record["progressPercent"] = float(record["progressPercent"])
+            self.stream.write(json.dumps({**record, **enrollment}, ensure_ascii=False) + "\n")
             return
-        cells = dict(row)
-        if percent is not None:
-            cells["progressPercent"] = percent_str(percent)
-        if cells.get("metadata") is not None:
-            cells["metadata"] = json.dumps(cells["metadata"], ensure_ascii=False)
-        self.csv.writerow({key: "" if value is None else value for key, value in cells.items()})
+        enrollment = {name: "" if value is None else value for name, value in enrollment.items()}
+        self.csv.writerow({**progress_csv_cells(row), **enrollment})

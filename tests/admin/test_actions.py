@@ -16,6 +16,7 @@ from tests.admin.tools import (
     run_action,
     status_of,
 )
+from tests.commands.tools import run
 
 # --- actions ----------------------------------------------------------------------------------
 
@@ -230,3 +231,40 @@ def test_export_csv_lists_each_enrollment_with_its_progress(as_instructor, world
     ]
     assert by_user["carol"][0]["email"] == "carol@example.com"
     assert by_user["carol"][0]["courseTitle"] == "Python 101"
+
+
+def test_the_admin_export_and_export_progress_write_the_same_cells(as_instructor, world):
+    """Both CSV exports build a progress row's cells with formatting.progress_csv_cells: for
+    the same rows (one learner with progress, one with every item done, one without any) the
+    columns they share hold the same text, byte for byte."""
+    names = ("alice", "bob", "carol")
+    admin = as_instructor.post(
+        ENROLLMENTS,
+        {
+            "action": "export_csv",
+            "index": 0,
+            "_selected_action": [world.enrollment[name].pk for name in names],
+        },
+    )
+    command, _ = run("export_progress", "--course", str(world.course.pk))
+    same_name = (
+        "userId",
+        "courseId",
+        "courseContentId",
+        "progressStatus",
+        "activityDuration",
+        "progressPercent",
+        "enrollmentStatus",
+        "enrollmentDate",
+        "completionDate",
+    )
+    shared = {  # the admin's column: export_progress's
+        **{name: name for name in same_name},
+        "progressUpdatedAt": "user_course_content_progress_updated_at",
+    }
+
+    def lines(text, columns):
+        return sorted(tuple(row[c] for c in columns) for row in csv.DictReader(io.StringIO(text)))
+
+    assert lines(admin.content.decode(), shared) == lines(command, shared.values())
+    assert len(lines(command, ["userId"])) == 5  # alice 1 row, bob 3, carol none

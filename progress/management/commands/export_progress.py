@@ -6,13 +6,10 @@ from pathlib import Path
 from django.core.management.base import CommandError
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 
-from progress.formatting import iso
 from progress.management.base import BatchCommand, Summary, course_must_exist
 from progress.management.progress_files import (
-    CREATED,
     EXTENSIONS,
     FORMATS,
-    UPDATED,
     Writer,
 )
 from progress.models import ContentProgress, Enrollment
@@ -129,22 +126,7 @@ Examples:
             )
         )
         for row in rows.iterator(chunk_size=chunk):
-            writer.write(
-                {
-                    "userId": row["user_id"],
-                    "courseId": course_id,
-                    "courseContentId": row["content_id"],
-                    "progressStatus": row["status"],
-                    "activityDuration": row["duration"],
-                    "progressPercent": row["percent"],
-                    "metadata": row["metadata"] if row["metadata"] is not None else {},
-                    CREATED: iso(row["created_at"]),
-                    UPDATED: iso(row["updated_at"]),
-                    "enrollmentStatus": row["enrollment_status"],
-                    "enrollmentDate": iso(row["enrolled_at"]),
-                    "completionDate": iso(row["completed_at"]),
-                }
-            )
+            writer.write({**row, "course_id": course_id})
             summary.read += 1
             progress.advance()
         has_rows = ContentProgress.objects.filter(user_id=OuterRef("user_id"), course_id=course_id)
@@ -152,25 +134,10 @@ Examples:
             Enrollment.objects.filter(course_id=course_id)
             .filter(~Exists(has_rows))
             .order_by("user_id")
-            .values("user_id", "status", "enrolled_at", "completed_at")
+            .values("user_id", "enrolled_at", "completed_at", enrollment_status=F("status"))
         )
         for row in alone.iterator(chunk_size=chunk):
-            writer.write(
-                {
-                    "userId": row["user_id"],
-                    "courseId": course_id,
-                    "courseContentId": None,
-                    "progressStatus": None,
-                    "activityDuration": None,
-                    "progressPercent": None,
-                    "metadata": None,
-                    CREATED: None,
-                    UPDATED: None,
-                    "enrollmentStatus": row["status"],
-                    "enrollmentDate": iso(row["enrolled_at"]),
-                    "completionDate": iso(row["completed_at"]),
-                }
-            )
+            writer.write({**row, "course_id": course_id})
             summary.read += 1
             progress.advance()
 
