@@ -173,7 +173,9 @@ def python_formatter(fields: tuple[OutputField, ...]) -> Callable[[Any], dict]:
 
 
 format_enrollment = python_formatter(ENROLLMENT_FIELDS)
-format_enrollment.__doc__ = "An enrollment object from a values() dict or a model instance's vars()."
+format_enrollment.__doc__ = (
+    "An enrollment object from a values() dict or a model instance's vars()."
+)
 format_progress = python_formatter(PROGRESS_FIELDS)
 format_progress.__doc__ = "A progress row / activity log object."
 format_activity = python_formatter(ACTIVITY_FIELDS)
@@ -188,7 +190,7 @@ format_activity.__doc__ = "The shorter activity item of 3.4."
 # an empty certificate URL as null, metadata (jsonb) passed through as stored. The JSON is
 # json (not jsonb) so that the keys keep the order of the table.
 
-_UTC_STAMP = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
+_UTC_STAMP = '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\''
 _SQL_WRITERS = {
     "plain": "{value}",
     "timestamp": f"to_char({{value}} AT TIME ZONE 'UTC', {_UTC_STAMP})",
@@ -200,10 +202,13 @@ _SQL_WRITERS = {
 }
 
 
-def json_object_sql(fields: tuple[OutputField, ...], source: str) -> str:
+def json_object_sql(
+    fields: tuple[OutputField, ...], source: str, time_zone: str | None = None
+) -> str:
     """A PostgreSQL expression that writes one object of `fields` as JSON text, reading each
-    column as `source`."column" (a subquery of values() with those names)."""
-    zone = "'" + settings.TIME_ZONE.replace("'", "''") + "'"
+    column as `source`."column" (a subquery of values() with those names); local dates and
+    times in `time_zone` (default: TIME_ZONE)."""
+    zone = "'" + (time_zone or settings.TIME_ZONE).replace("'", "''") + "'"
     parts = []
     for field in fields:
         value = f'{source}."{field.column}"'

@@ -1,10 +1,12 @@
 """Every cross-row read. The database aggregates and filters; Python only shapes the rows."""
 
+import functools
 from collections import defaultdict
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import (
     Avg,
     Case,
@@ -22,10 +24,9 @@ from django.db.models import (
     Sum,
     Value,
     When,
-    Window,
 )
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Coalesce, NullIf, RowNumber
+from django.db.models.expressions import OrderBy, RawSQL
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 
 from courseprogress import replicas
@@ -139,14 +140,19 @@ def _sql(queryset: QuerySet, alias: str) -> tuple[str, tuple]:
     return sql, tuple(params)
 
 
-def _json_list_sql(fields: tuple[OutputField, ...], source: str, ordering: tuple[str, ...]) -> str:
+def _json_list_sql(
+    fields: tuple[OutputField, ...],
+    source: str,
+    ordering: tuple[str, ...],
+    time_zone: str | None = None,
+) -> str:
     """A JSON array of the objects of `fields` over the rows of `source`, in `ordering`
     (values() names, "-" for descending), as an aggregate expression; "[]" for no rows."""
     order = ", ".join(
         f'{source}."{name.lstrip("-")}"{" DESC" if name.startswith("-") else ""}'
         for name in ordering
     )
-    row = json_object_sql(fields, source)
+    row = json_object_sql(fields, source, time_zone)
     return f"'[' || COALESCE(string_agg({row}, ',' ORDER BY {order}), '') || ']'"
 
 
@@ -154,25 +160,53 @@ def _fragment(text: str | None):
     return json_fragment(text.encode()) if text is not None else None
 
 
+def _values_sql(model, names: tuple[str, ...], where: tuple[str, ...]) -> str:
+    """SELECT of the columns values(*names) reads, named as values() names them, filtered by
+    `where` (attribute = %s each): a plain statement for the hottest read."""
+    qn = connection.ops.quote_name
+    columns = {field.attname: field.column for field in model._meta.concrete_fields}
+    select = ", ".join(f"{qn(columns[name])} AS {qn(name)}" for name in names)
+    condition = " AND ".join(f"{qn(columns[name])} = %s" for name in where)
+    return f"SELECT {select} FROM {qn(model._meta.db_table)} WHERE {condition}"
+
+
+@functools.cache
+def _learner_sql(time_zone: str) -> str:
+    """3.1 as one statement (parameters: user, course, user, course), built once per TIME_ZONE:
+    building it through the ORM on every miss cost as much as running it."""
+    where = ("user_id", "course_id")
+    enrollment = _values_sql(Enrollment, ENROLLMENT_VALUES, where)
+    rows = _values_sql(ContentProgress, PROGRESS_VALUES, where)
+    enrollment_json = json_object_sql(ENROLLMENT_FIELDS, "e", time_zone)
+    rows_json = _json_list_sql(PROGRESS_FIELDS, "r", LOG_ORDER, time_zone)
+    return (
+        f"SELECT (SELECT {enrollment_json} FROM ({enrollment}) e),"
+        f" (SELECT {rows_json} FROM ({rows}) r)"
+    )
+
+
 def _learner_json(*, course_id: int, user_id: int, alias: str) -> tuple:
     """3.1 in one statement: the enrollment object (None when not enrolled) and the rows."""
-    enrollment_sql, enrollment_params = _sql(
-        Enrollment.objects.filter(course_id=course_id, user_id=user_id)
-        .order_by()
-        .values(*ENROLLMENT_VALUES),
-        alias,
-    )
-    rows_sql, rows_params = _sql(
-        _activity_rows(course_id=course_id, user_ids=[user_id]).order_by(), alias
-    )
-    sql = (
-        f"SELECT (SELECT {json_object_sql(ENROLLMENT_FIELDS, 'e')} FROM ({enrollment_sql}) e),"
-        f" (SELECT {_json_list_sql(PROGRESS_FIELDS, 'r', LOG_ORDER)} FROM ({rows_sql}) r)"
-    )
     with connections[alias].cursor() as cursor:
-        cursor.execute(sql, enrollment_params + rows_params)
+        cursor.execute(_learner_sql(settings.TIME_ZONE), (user_id, course_id, user_id, course_id))
         enrollment, rows = cursor.fetchone()
     return _fragment(enrollment), _fragment(rows)
+
+
+def _order_sql(queryset: QuerySet, source: str) -> str:
+    """The ordering of `queryset` (order_by() of values() names, or OrderBy(F(name)) as
+    CourseLearnersFilter sorts) on the columns of `source`, a subquery of its values()."""
+    terms = []
+    for item in queryset.query.order_by:
+        if isinstance(item, str):
+            name, descending, nulls = item.lstrip("-"), item.startswith("-"), ""
+        elif isinstance(item, OrderBy) and isinstance(item.expression, F):
+            name, descending = item.expression.name, item.descending
+            nulls = " NULLS LAST" if item.nulls_last else " NULLS FIRST" if item.nulls_first else ""
+        else:
+            raise TypeError(f"Cannot order the JSON of a page by {item!r}")
+        terms.append(f'{source}."{name}"{" DESC" if descending else ""}{nulls}')
+    return ", ".join(terms)
 
 
 def _learner_entries_json(
@@ -180,33 +214,28 @@ def _learner_entries_json(
 ) -> tuple[list[dict], int | None]:
     """The 3.2 entries of `enrollments` (a course_learners() queryset, filtered and sorted) in
     one statement: each learner's progress, enrollment object and rows; with `page`, only
-    that slice of them, and the number of enrollments before slicing (None when the slice
-    is empty: then nobody was counted)."""
-    values = [*ENROLLMENT_VALUES, "progress"]
-    if page is not None:
-        enrollments = enrollments.annotate(
-            position=Window(RowNumber(), order_by=list(enrollments.query.order_by)),
-            total=Window(Count("pk")),
-        )
-        values += ["position", "total"]
-    selected = enrollments.values(*values)
+    that slice of them, in order, and the number of enrollments before slicing (None when the
+    slice is empty: no row carried it)."""
+    selected = enrollments.values(*ENROLLMENT_VALUES, "progress")
     if page is not None:
         selected = selected[page]
     learners_sql, learners_params = _sql(selected, alias)
-    rows_sql, rows_params = _sql(
-        ContentProgress.objects.filter(course_id=course_id).order_by().values(*PROGRESS_VALUES),
-        alias,
-    )
-    total = 'l."total"' if page is not None else "NULL"
-    ordering = ' ORDER BY l."position"' if page is not None else ""
+    rows_sql = _values_sql(ContentProgress, PROGRESS_VALUES, ("course_id",))
+    rows_params = (course_id,)
+    total_sql, total_params = "NULL", ()
+    if page is not None:  # counted once (an InitPlan); the progress expression is not run
+        count_sql, total_params = _sql(enrollments.order_by().values("pk"), alias)
+        total_sql = f"(SELECT COUNT(*) FROM ({count_sql}) c)"
+    ordering = f" ORDER BY {_order_sql(enrollments, 'l')}" if enrollments.query.order_by else ""
     sql = (
-        f'SELECT l."user_id", l."progress", {total}, {json_object_sql(ENROLLMENT_FIELDS, "l")},'
+        f'SELECT l."user_id", l."progress", {total_sql},'
+        f" {json_object_sql(ENROLLMENT_FIELDS, 'l')},"
         f" (SELECT {_json_list_sql(PROGRESS_FIELDS, 'r', LOG_ORDER)} FROM ({rows_sql}) r"
         f' WHERE r."user_id" = l."user_id")'
         f" FROM ({learners_sql}) l{ordering}"
     )
     with connections[alias].cursor() as cursor:
-        cursor.execute(sql, rows_params + learners_params)
+        cursor.execute(sql, total_params + rows_params + learners_params)
         found = cursor.fetchall()
     entries = [
         {
