@@ -1,4 +1,4 @@
-"""The JSON PostgreSQL writes for 3.1, 3.2 and 3.6 equals the JSON the Python formatters write.
+"""The JSON PostgreSQL writes for 3.1, 3.2, 3.4 and 3.6 equals the JSON the Python formatters write.
 
 On PostgreSQL the selectors have the database write the enrollment and progress row objects
 (progress/formatting.py: json_object_sql, built from the same declarations as the Python
@@ -109,6 +109,16 @@ worlds = st.fixed_dictionaries(
         "learners": st.lists(learner, min_size=1, max_size=5),
     }
 )
+activity_params = st.fixed_dictionaries(
+    {
+        "status": st.none() | st.sampled_from(ProgressStatus.values),
+        "startDate": st.none()
+        | st.sampled_from(["1970-01-01", "2025-03-30", "2025-11-02T06:00:00Z"]),
+        "endDate": st.none() | st.sampled_from(["2025-10-26", "2100-12-31"]),
+        "page": st.integers(1, 3),
+        "limit": st.integers(1, 4),
+    }
+)
 page_params = st.fixed_dictionaries(
     {
         "status": st.none() | st.sampled_from(EnrollmentStatus.values),
@@ -172,8 +182,12 @@ def in_rolled_back_transaction(check):
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(world=worlds, params=st.lists(page_params, min_size=1, max_size=2))
-def test_database_json_equals_python_json(world, params, django_user_model):
+@given(
+    world=worlds,
+    params=st.lists(page_params, min_size=1, max_size=2),
+    activities=activity_params,
+)
+def test_database_json_equals_python_json(world, params, activities, django_user_model):
     def check():
         with override_settings(TIME_ZONE=world["zone"]):
             course, users = build(world, django_user_model)
@@ -184,6 +198,14 @@ def test_database_json_equals_python_json(world, params, django_user_model):
                     )
                 )
                 assert database == python
+                query = QueryDict(mutable=True)  # 3.4
+                query.update({k: str(v) for k, v in activities.items() if v is not None})
+                database, python = both_ways(
+                    lambda user=user, query=query: selectors.activities_page(
+                        course_id=course.pk, user_id=user.pk, params=query
+                    )
+                )
+                assert database == python, dict(query)
             for sort_by in ("progress", "enrollmentDate", "completionDate"):  # 3.2
                 for order in ("asc", "desc"):
                     for extra in params:
