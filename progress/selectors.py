@@ -202,7 +202,7 @@ def _order_sql(queryset: QuerySet, source: str) -> str:
         if isinstance(item, str):
             name, descending, nulls = item.lstrip("-"), item.startswith("-"), ""
         elif isinstance(item, OrderBy) and isinstance(item.expression, F):
-            name, descending = item.expression.name, item.descending
+            name, descending = item.expression.name, item.descending  # type: ignore[attr-defined]
             nulls = " NULLS LAST" if item.nulls_last else " NULLS FIRST" if item.nulls_first else ""
         else:
             raise TypeError(f"Cannot order the JSON of a page by {item!r}")
