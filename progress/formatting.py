@@ -155,7 +155,7 @@ PYTHON_WRITERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def python_formatter(fields: tuple[OutputField, ...]) -> Callable[[Any], dict]:
+def python_formatter(fields: tuple[OutputField, ...], name: str, doc: str) -> Callable[[Any], dict]:
     """The function that writes one object of `fields` from a values() dict (or a model
     instance's vars()); each timestamp is converted to local time once."""
     local_columns = tuple(dict.fromkeys(f.column for f in fields if f.kind in LOCAL_KINDS))
@@ -170,17 +170,22 @@ def python_formatter(fields: tuple[OutputField, ...]) -> Callable[[Any], dict]:
             for key, column, half, write in plan
         }
 
+    format_row.__name__ = format_row.__qualname__ = name
+    format_row.__doc__ = doc
     return format_row
 
 
-format_enrollment = python_formatter(ENROLLMENT_FIELDS)
-format_enrollment.__doc__ = (
-    "An enrollment object from a values() dict or a model instance's vars()."
+format_enrollment = python_formatter(
+    ENROLLMENT_FIELDS,
+    "format_enrollment",
+    "An enrollment object from a values() dict or a model instance's vars().",
 )
-format_progress = python_formatter(PROGRESS_FIELDS)
-format_progress.__doc__ = "A progress row / activity log object."
-format_activity = python_formatter(ACTIVITY_FIELDS)
-format_activity.__doc__ = "The shorter activity item of 3.4."
+format_progress = python_formatter(
+    PROGRESS_FIELDS, "format_progress", "A progress row / activity log object."
+)
+format_activity = python_formatter(
+    ACTIVITY_FIELDS, "format_activity", "The shorter activity item of 3.4."
+)
 
 
 # --- the same objects written by PostgreSQL ---------------------------------------------------
