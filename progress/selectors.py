@@ -1,4 +1,5 @@
-"""Every cross-row read. The database aggregates and filters; Python only shapes the rows."""
+"""Every cross-row read. The database aggregates and filters; Python only shapes the rows (on
+PostgreSQL the database writes the JSON of the big lists too: see "JSON written by PostgreSQL")."""
 
 import functools
 from collections import defaultdict
