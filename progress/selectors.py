@@ -1,9 +1,13 @@
-"""Every cross-row read. The database aggregates and filters; Python only shapes the rows."""
+"""Every cross-row read. The database aggregates and filters; Python only shapes the rows (on
+PostgreSQL the database writes the JSON of the big lists too: see "JSON written by PostgreSQL")."""
 
+import functools
 from collections import defaultdict
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection, connections
 from django.db.models import (
     Avg,
     Case,
@@ -22,13 +26,14 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.expressions import RawSQL
+from django.db.models.expressions import OrderBy, RawSQL
 from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 
 from courseprogress import replicas
 from courseprogress.exceptions import InvalidQuery, NotFound
 from courseprogress.models import Course, CourseContent
+from courseprogress.renderers import json_fragment
 from progress import read_cache, rules
 from progress.filters import (
     ACTIVITY_PARAMS,
@@ -42,12 +47,17 @@ from progress.filters import (
     validated_params,
 )
 from progress.formatting import (
+    ACTIVITY_FIELDS,
+    ENROLLMENT_FIELDS,
     ENROLLMENT_VALUES,
+    PROGRESS_FIELDS,
     PROGRESS_VALUES,
+    OutputField,
     format_activity,
     format_enrollment,
     format_progress,
     iso,
+    json_object_sql,
     round2,
 )
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
@@ -101,12 +111,162 @@ def content_count_at(course_id: int) -> tuple[int, str | None]:
     return found
 
 
+# A learner's activity logs: newest update first.
+LOG_ORDER = ("-updated_at", "-id")
+
+
 def _activity_rows(*, course_id: int, user_ids) -> QuerySet:
     return (
         ContentProgress.objects.filter(course_id=course_id, user_id__in=user_ids)
-        .order_by("-updated_at", "-id")
+        .order_by(*LOG_ORDER)
         .values(*PROGRESS_VALUES)
     )
+
+
+# --- JSON written by PostgreSQL -----------------------------------------------------------------
+#
+# On PostgreSQL the big lists (3.1's rows, 3.2's and 3.6's learners with their rows) are written
+# as JSON text by the database, from the same declarations the Python formatters are built from
+# (progress/formatting.py), and handed to the renderer (and the cache) as JSON fragments: the
+# rows never become Python objects. The queries are the ORM's own (filters, sorting, the progress
+# expression), wrapped in one statement. Elsewhere (SQLite) the Python formatters write them;
+# tests/test_json_from_database.py holds both equal.
+
+
+def json_from_database(alias: str) -> bool:
+    return connections[alias].vendor == "postgresql"
+
+
+def _sql(queryset: QuerySet, alias: str) -> tuple[str, tuple]:
+    sql, params = queryset.query.get_compiler(using=alias).as_sql()
+    return sql, tuple(params)
+
+
+def _json_list_sql(
+    fields: tuple[OutputField, ...],
+    source: str,
+    ordering: tuple[str, ...],
+    time_zone: str | None = None,
+) -> str:
+    """A JSON array of the objects of `fields` over the rows of `source`, in `ordering`
+    (values() names, "-" for descending), as an aggregate expression; "[]" for no rows."""
+    order = ", ".join(
+        f'{source}."{name.lstrip("-")}"{" DESC" if name.startswith("-") else ""}'
+        for name in ordering
+    )
+    row = json_object_sql(fields, source, time_zone)
+    return f"'[' || COALESCE(string_agg({row}, ',' ORDER BY {order}), '') || ']'"
+
+
+def _fragment(text: str | None):
+    return json_fragment(text.encode()) if text is not None else None
+
+
+def _values_sql(model, names: tuple[str, ...], where: tuple[str, ...]) -> str:
+    """SELECT of the columns values(*names) reads, named as values() names them, filtered by
+    `where` (attribute = %s each): a plain statement for the hottest read."""
+    qn = connection.ops.quote_name
+    columns = {field.attname: field.column for field in model._meta.concrete_fields}
+    select = ", ".join(f"{qn(columns[name])} AS {qn(name)}" for name in names)
+    condition = " AND ".join(f"{qn(columns[name])} = %s" for name in where)
+    return f"SELECT {select} FROM {qn(model._meta.db_table)} WHERE {condition}"
+
+
+@functools.cache
+def _learner_sql(time_zone: str) -> str:
+    """3.1 as one statement (parameters: user, course, user, course), built once per TIME_ZONE:
+    building it through the ORM on every miss cost as much as running it."""
+    where = ("user_id", "course_id")
+    enrollment = _values_sql(Enrollment, ENROLLMENT_VALUES, where)
+    rows = _values_sql(ContentProgress, PROGRESS_VALUES, where)
+    enrollment_json = json_object_sql(ENROLLMENT_FIELDS, "e", time_zone)
+    rows_json = _json_list_sql(PROGRESS_FIELDS, "r", LOG_ORDER, time_zone)
+    return (
+        f"SELECT (SELECT {enrollment_json} FROM ({enrollment}) e),"
+        f" (SELECT {rows_json} FROM ({rows}) r)"
+    )
+
+
+def _learner_json(*, course_id: int, user_id: int, alias: str) -> tuple:
+    """3.1 in one statement: the enrollment object (None when not enrolled) and the rows."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(_learner_sql(settings.TIME_ZONE), (user_id, course_id, user_id, course_id))
+        enrollment, rows = cursor.fetchone()
+    return _fragment(enrollment), _fragment(rows)
+
+
+def _order_sql(queryset: QuerySet, source: str) -> str:
+    """The ordering of `queryset` (order_by() of values() names, or OrderBy(F(name)) as
+    CourseLearnersFilter sorts) on the columns of `source`, a subquery of its values()."""
+    terms = []
+    for item in queryset.query.order_by:
+        if isinstance(item, str):
+            name, descending, nulls = item.lstrip("-"), item.startswith("-"), ""
+        elif isinstance(item, OrderBy) and isinstance(item.expression, F):
+            name, descending = item.expression.name, item.descending  # type: ignore[attr-defined]
+            nulls = " NULLS LAST" if item.nulls_last else " NULLS FIRST" if item.nulls_first else ""
+        else:
+            raise TypeError(f"Cannot order the JSON of a page by {item!r}")
+        terms.append(f'{source}."{name}"{" DESC" if descending else ""}{nulls}')
+    return ", ".join(terms)
+
+
+def _learner_entries_json(
+    enrollments: QuerySet, *, course_id: int, alias: str, page: slice | None = None
+) -> tuple[list[dict], int | None]:
+    """The 3.2 entries of `enrollments` (a course_learners() queryset, filtered and sorted) in
+    one statement: each learner's progress, enrollment object and rows; with `page`, only
+    that slice of them, in order, and the number of enrollments before slicing (None when the
+    slice is empty: no row carried it)."""
+    selected = enrollments.values(*ENROLLMENT_VALUES, "progress")
+    if page is not None:
+        selected = selected[page]
+    learners_sql, learners_params = _sql(selected, alias)
+    rows_sql = _values_sql(ContentProgress, PROGRESS_VALUES, ("course_id",))
+    rows_params = (course_id,)
+    total_sql, total_params = "NULL", ()
+    if page is not None:  # counted once (an InitPlan); the progress expression is not run
+        count_sql, total_params = _sql(enrollments.order_by().values("pk"), alias)
+        total_sql = f"(SELECT COUNT(*) FROM ({count_sql}) c)"
+    ordering = f" ORDER BY {_order_sql(enrollments, 'l')}" if enrollments.query.order_by else ""
+    sql = (
+        f'SELECT l."user_id", l."progress", {total_sql},'
+        f" {json_object_sql(ENROLLMENT_FIELDS, 'l')},"
+        f" (SELECT {_json_list_sql(PROGRESS_FIELDS, 'r', LOG_ORDER)} FROM ({rows_sql}) r"
+        f' WHERE r."user_id" = l."user_id")'
+        f" FROM ({learners_sql}) l{ordering}"
+    )
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, total_params + rows_params + learners_params)
+        found = cursor.fetchall()
+    entries = [
+        {
+            "userId": user_id,
+            "progress": round2(progress),
+            "enrollments": _fragment(enrollment),
+            "activityLogs": _fragment(rows),
+        }
+        for user_id, progress, _, enrollment, rows in found
+    ]
+    return entries, (found[0][2] if found else None)
+
+
+def _rows_page_json(
+    rows: QuerySet, fields: tuple[OutputField, ...], *, alias: str, page: slice
+) -> tuple:
+    """One page of `rows` (a filtered, sorted ContentProgress queryset) as a JSON array of the
+    objects of `fields`, and how many rows there are before slicing, in one statement."""
+    count_sql, count_params = _sql(rows.order_by().values("pk"), alias)
+    page_sql, page_params = _sql(rows.values(*PROGRESS_VALUES)[page], alias)
+    array = f"'[' || COALESCE(string_agg({json_object_sql(fields, 'r')}, ','"
+    sql = (
+        f"SELECT (SELECT COUNT(*) FROM ({count_sql}) c),"
+        f" (SELECT {array} ORDER BY {_order_sql(rows, 'r')}), '') || ']' FROM ({page_sql}) r)"
+    )
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, count_params + page_params)
+        total, page_json = cursor.fetchone()
+    return _fragment(page_json), total
 
 
 # --- one learner's progress in a course -------------------------------------------------------
@@ -114,6 +274,14 @@ def _activity_rows(*, course_id: int, user_ids) -> QuerySet:
 
 def learner_progress(*, course_id: int, user_id: int) -> dict:
     """The enrollment (or None) and the progress rows, newest update first."""
+    alias = replicas.reading_on()
+    if json_from_database(alias):
+        enrollment_json, rows_json = _learner_json(
+            course_id=course_id, user_id=user_id, alias=alias
+        )
+        if enrollment_json is None:  # an enrollment proves both exist; without one, check
+            ensure_course_and_user(course_id=course_id, user_id=user_id)
+        return {"enrollments": enrollment_json, "activityLogs": rows_json}
     enrollment = (
         Enrollment.objects.filter(course_id=course_id, user_id=user_id)
         .values(*ENROLLMENT_VALUES)
@@ -154,7 +322,16 @@ def activities_page(*, course_id: int, user_id: int, params) -> dict:
     )
     if not filterset.is_valid():
         raise InvalidQuery(filterset.errors)
-    rows, meta = activities_pagination().paginate(filterset.qs.values(*PROGRESS_VALUES), params)
+    pagination = activities_pagination()
+    alias = replicas.reading_on()
+    if json_from_database(alias):  # one statement: the count and the page as JSON
+        page, limit = pagination.parse(params)
+        offset = (page - 1) * limit
+        results, total = _rows_page_json(
+            filterset.qs, ACTIVITY_FIELDS, alias=alias, page=slice(offset, offset + limit)
+        )
+        return {"results": results, "pagination": pagination.pagination(page, limit, total)}
+    rows, meta = pagination.paginate(filterset.qs.values(*PROGRESS_VALUES), params)
     return {"results": [format_activity(row) for row in rows], "pagination": meta}
 
 
@@ -208,6 +385,11 @@ def progress_expression(contents: int):
     return _score_total() / Value(float(contents), output_field=FloatField())
 
 
+def _progress_over(count):
+    """progress_expression with the course's content count as a database expression."""
+    return Coalesce(_score_total() / NullIf(Cast(count, FloatField()), Value(0.0)), Value(0.0))
+
+
 def any_course_progress_expression():
     """progress_expression for enrollments of any course (the admin's list): the course's
     content count comes from a subquery per row, so only use it on a page of rows."""
@@ -218,15 +400,25 @@ def any_course_progress_expression():
         .annotate(n=Count("pk"))
         .values("n")
     )
-    count = Cast(Subquery(contents), FloatField())
-    return Coalesce(_score_total() / NullIf(count, Value(0.0)), Value(0.0))
+    return _progress_over(Subquery(contents))
 
 
-def course_learners(*, course_id: int, contents: int) -> QuerySet:
-    """Enrollments of a course annotated with each learner's progress (3.2 filters and sorts)."""
-    return Enrollment.objects.filter(course_id=course_id).annotate(
-        progress=progress_expression(contents)
-    )
+def course_learners(*, course_id: int, contents: int | None = None) -> QuerySet:
+    """Enrollments of a course annotated with each learner's progress (3.2 filters and sorts).
+    Without `contents`, the content count is counted in the same statement (once: the
+    subquery does not depend on the row)."""
+    if contents is None:
+        count = (
+            CourseContent.objects.filter(course_id=course_id)
+            .order_by()
+            .values("course_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        progress = _progress_over(Subquery(count))
+    else:
+        progress = progress_expression(contents)
+    return Enrollment.objects.filter(course_id=course_id).annotate(progress=progress)
 
 
 def learner_entries(enrollments: list[dict], *, course_id: int) -> list[dict]:
@@ -253,14 +445,23 @@ def learner_entries(enrollments: list[dict], *, course_id: int) -> list[dict]:
 def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
     """3.2: one page of the course's learners, each with progress and activity logs."""
     reject_blank_or_repeated(params)
-    if contents is None:
-        contents = content_count(course_id)
     filterset = CourseLearnersFilter(
         params, queryset=course_learners(course_id=course_id, contents=contents)
     )
     if not filterset.is_valid():
         raise InvalidQuery(filterset.errors)
-    enrollments, meta = course_page_pagination().paginate(
+    pagination = course_page_pagination()
+    alias = replicas.reading_on()
+    if json_from_database(alias):  # one statement: the page, its count, the JSON
+        page, limit = pagination.parse(params)
+        offset = (page - 1) * limit
+        entries, total = _learner_entries_json(
+            filterset.qs, course_id=course_id, alias=alias, page=slice(offset, offset + limit)
+        )
+        if total is None:  # a page past the end, or nobody enrolled
+            total = filterset.qs.count()
+        return {"results": entries, "pagination": pagination.pagination(page, limit, total)}
+    enrollments, meta = pagination.paginate(
         filterset.qs.values(*ENROLLMENT_VALUES, "progress"), params
     )
     return {"results": learner_entries(enrollments, course_id=course_id), "pagination": meta}
@@ -292,14 +493,17 @@ def bulk_progress_at(
 
 def bulk_progress(*, course_id: int, user_ids: list[int], contents: int) -> list[dict]:
     """3.6: the 3.2 entry of each user, in the order asked; null enrollment when not enrolled."""
-    enrollments = (
-        course_learners(course_id=course_id, contents=contents)
-        .filter(user_id__in=user_ids)
-        .values(*ENROLLMENT_VALUES, "progress")
+    enrollments = course_learners(course_id=course_id, contents=contents).filter(
+        user_id__in=user_ids
     )
-    entries = {
-        entry["userId"]: entry for entry in learner_entries(list(enrollments), course_id=course_id)
-    }
+    alias = replicas.reading_on()
+    if json_from_database(alias):
+        found, _ = _learner_entries_json(enrollments, course_id=course_id, alias=alias)
+    else:
+        found = learner_entries(
+            list(enrollments.values(*ENROLLMENT_VALUES, "progress")), course_id=course_id
+        )
+    entries = {entry["userId"]: entry for entry in found}
     return [
         entries.get(user_id)
         or {"userId": user_id, "progress": 0.0, "enrollments": None, "activityLogs": []}

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from courseprogress.models import CourseContent
 from progress.models import ContentProgress
@@ -153,11 +154,14 @@ def test_query_count_does_not_grow_with_rows(
     from tests.conftest import clear_test_cache
 
     client = client_for(learner)
-    with django_assert_num_queries(4):  # token, cache version, count, page
+    # token, cache version, then the count and the page: one statement on PostgreSQL (the
+    # database writes the page's JSON), two elsewhere
+    statements = 3 if connection.vendor == "postgresql" else 4
+    with django_assert_num_queries(statements):
         client.get(url(course, learner.pk))
     for i in range(20):
         content = CourseContent.objects.create(course=course, title=f"x{i}", position=10 + i)
         ContentProgress.objects.create(user=learner, course=course, content=content)
     clear_test_cache()
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(statements):
         client.get(url(course, learner.pk))

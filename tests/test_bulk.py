@@ -1,6 +1,7 @@
 """POST /user-progress/bulk (contract 3.6)."""
 
 import pytest
+from django.db import connection
 
 from tests import factories
 from tests.helpers import snapshot
@@ -78,8 +79,9 @@ def test_same_queries_for_1_and_100_users(
         factories.record(user, contents[0], "IN_PROGRESS")
     client = client_for(instructor)
     post(client, courseId=course.pk, userIds=[users[0].pk])
-    # staff check, content count, enrollments, logs (the token lookup is cached by now)
-    with django_assert_num_queries(4) as one:
+    # staff check, content count, then the enrollments with their logs: one statement on
+    # PostgreSQL, two elsewhere (the token lookup is cached by now)
+    with django_assert_num_queries(3 if connection.vendor == "postgresql" else 4) as one:
         post(client, courseId=course.pk, userIds=[users[0].pk])
     with django_assert_num_queries(len(one.captured_queries)):
         response = post(client, courseId=course.pk, userIds=[u.pk for u in users])

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from progress import services
 from progress.models import ContentProgress, Enrollment
@@ -133,8 +134,9 @@ def test_same_queries_for_limit_1_and_100(
     client = client_for(instructor)
     client.get(url(course, "?limit=1"))
     clear_test_cache()
-    with django_assert_num_queries(7) as one:
-        # token, staff check, course stamp, content count, COUNT, page, activity logs
+    # token, staff check, course stamp, then on PostgreSQL one statement (the count, the page
+    # with each learner's progress and activity logs as JSON); elsewhere COUNT, page, logs
+    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 6) as one:
         client.get(url(course, "?limit=1"))
     clear_test_cache()
     with django_assert_num_queries(len(one.captured_queries)):
