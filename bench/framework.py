@@ -1,0 +1,245 @@
+"""CPU per request of the framework, in-process: `python -m bench.framework`.
+
+Calls the WSGI application (config.wsgi's, with ROOT_URLCONF=bench.urls, DEBUG off: what
+gunicorn calls) directly with prepared environ dicts: no socket, no test client. For each
+request kind it times N requests in CPU seconds of this process (`time.process_time()`),
+several times, interleaved, and prints the medians: figures that hold on a loaded machine,
+unlike wall-clock ones. PostgreSQL's and Redis's own CPU is not counted; the round trips' cost
+on this side (psycopg, redis-py, the socket calls) is.
+
+  SECRET_KEY=x DEBUG=false DATABASE_URL=postgres://postgres@127.0.0.1:5432/cp_bench_large \\
+  REDIS_URL=redis://127.0.0.1:6379/5 CACHE_KEY_PREFIX=cpbench \\
+  .venv/bin/python -m bench.framework --data bench/.work/large.data -n 1000 --repeat 5
+  ... --profile drf      # cProfile of one kind instead, sorted by own time
+  ... --ab negotiation   # same process, repeats alternating without / with a lever (LEVERS)
+
+  ... --callgrind --kinds drf   # instructions per request under valgrind's callgrind (steady
+                                 # under load): (I(2N) - I(N)) / N, for a lever with --ab too
+
+The figures are the minimum and the median over the repeats: on a shared machine the minimum
+is the steadier one (other work only ever adds CPU time, through caches and frequency).
+"""
+
+import argparse
+import contextlib
+import cProfile
+import io
+import pstats
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench.calls import BenchData
+
+KINDS = ("bare", "drf", "learner", "analytics")
+
+
+def environ(method: str, path: str, token: str | None = None) -> dict:
+    path_info, _, query = path.partition("?")
+    env = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8010",
+        "HTTP_HOST": "127.0.0.1:8010",
+        "REMOTE_ADDR": "127.0.0.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_ACCEPT": "application/json",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if token:
+        env["HTTP_AUTHORIZATION"] = f"Token {token}"
+    return env
+
+
+def requests_for(kind: str, data: BenchData, rng: random.Random, n: int) -> list[dict]:
+    out = []
+    for _ in range(n):
+        course = rng.choice(data.courses[:5])
+        user_id, token = rng.choice(data.learners[:100])
+        if kind == "bare":
+            out.append(environ("GET", "/bench/bare"))
+        elif kind == "drf":
+            out.append(environ("GET", "/bench/drf", token))
+        elif kind == "learner":
+            out.append(environ("GET", f"/user-progress/{course}/{user_id}", token))
+        elif kind == "analytics":
+            out.append(environ("GET", f"/user-progress/course/{course}/analytics", data.owner))
+    return out
+
+
+@contextlib.contextmanager
+def _patched(module, name, value):
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
+def _without_negotiation_shortcut():
+    from courseprogress import negotiation
+
+    return _patched(negotiation, "_asks_for_first_renderer", lambda *args: False)
+
+
+# Each lever: a context manager that puts the code back as it was before the lever.
+LEVERS = {
+    "negotiation": _without_negotiation_shortcut,
+}
+
+
+def callgrind(args, argv: list[str]) -> None:
+    """Instructions per request: the same requests under callgrind, N and 2N of them, with the
+    instrumentation switched on only after the warm-up (callgrind_control)."""
+    import os
+    import subprocess
+    import tempfile
+
+    rest = [a for a in argv if a != "--callgrind"]
+    variants = [("before", True), ("after", False)] if args.ab else [("as is", False)]
+    for kind in args.kinds.split(","):
+        for variant, before in variants:
+            totals = []
+            for n in (args.n, 2 * args.n):
+                work = tempfile.mkdtemp(prefix="cg-")
+                handshake = os.path.join(work, "h")
+                out = os.path.join(work, "callgrind.out")
+                command = [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--instr-atstart=no",
+                    f"--callgrind-out-file={out}",
+                    sys.executable,
+                    "-m",
+                    "bench.framework",
+                    *rest,
+                    "--kinds",
+                    kind,
+                    "-n",
+                    str(n),
+                    "--child",
+                    handshake,
+                    *(["--before"] if before else []),
+                ]
+                child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+                while not Path(handshake + ".ready").exists():
+                    if child.poll() is not None:
+                        raise SystemExit(f"child failed: {child.returncode}")
+                    time.sleep(0.2)
+                subprocess.run(
+                    ["callgrind_control", "-i", "on", str(child.pid)],
+                    check=True,
+                    capture_output=True,
+                )
+                Path(handshake + ".go").touch()
+                child.wait()
+                text = Path(out).read_text(errors="replace")
+                total = next(
+                    int(line.split()[1]) for line in text.splitlines() if line.startswith("totals:")
+                )
+                totals.append(total)
+            per_request = (totals[1] - totals[0]) / args.n
+            print(f"{variant:<7} {kind:<10} {per_request / 1e6:7.3f} M instructions/request")
+
+
+def call(app, env: dict) -> int:
+    status = []
+    env = dict(env)
+    env["wsgi.input"] = io.BytesIO(b"")
+    body = app(env, lambda s, headers, exc_info=None: status.append(s))
+    for _chunk in body:
+        pass
+    if hasattr(body, "close"):
+        body.close()
+    return int(status[0].split()[0])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.framework")
+    parser.add_argument("--data", required=True, help="the data file bench.prepare wrote")
+    parser.add_argument("-n", type=int, default=1000, help="requests per kind and repeat")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--profile", choices=KINDS, help="cProfile this kind instead")
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--ab", choices=sorted(LEVERS), help="time without and with a lever")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # under valgrind: the handshake file
+    parser.add_argument("--before", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.callgrind:
+        return callgrind(args, argv if argv is not None else sys.argv[1:])
+
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("ROOT_URLCONF", "bench.urls")
+    os.environ.setdefault("DEBUG", "false")
+    from bench.wsgi import application as app
+
+    data = BenchData.read(args.data)
+    rng = random.Random(1)
+    kinds = [args.profile] if args.profile else args.kinds.split(",")
+    prepared = {kind: requests_for(kind, data, rng, args.n) for kind in kinds}
+    for kind in kinds:  # warm: imports, connections, token and read caches
+        for env in prepared[kind]:
+            code = call(app, env)
+            if code != 200:
+                raise SystemExit(f"{kind}: {code}")
+    if args.child:
+        lever = LEVERS[args.ab]() if args.before else contextlib.nullcontext()
+        with lever:
+            Path(args.child + ".ready").touch()
+            while not Path(args.child + ".go").exists():
+                time.sleep(0.05)
+            for kind in kinds:
+                for env in prepared[kind]:
+                    call(app, env)
+        return
+    if args.profile:
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for env in prepared[args.profile]:
+            call(app, env)
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.limit)
+        print(out.getvalue())
+        return
+    variants = ["before", "after"] if args.ab else ["as is"]
+    cpu: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.repeat):
+        for variant in variants:
+            lever = LEVERS[args.ab]() if variant == "before" else contextlib.nullcontext()
+            with lever:
+                for kind in kinds:
+                    started = time.process_time()
+                    for env in prepared[kind]:
+                        call(app, env)
+                    used = (time.process_time() - started) / len(prepared[kind]) * 1e6
+                    cpu.setdefault((variant, kind), []).append(used)
+    for variant in variants:
+        bare = min(cpu[(variant, "bare")]) if (variant, "bare") in cpu else None
+        for kind in kinds:
+            values = cpu[(variant, kind)]
+            ratio = f"  bare/this (min) {bare / min(values):.3f}" if bare else ""
+            print(
+                f"{variant:<7} {kind:<10} min {min(values):7.1f} us CPU/request, median "
+                f"{statistics.median(values):7.1f}{ratio}"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
