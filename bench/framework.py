@@ -118,12 +118,63 @@ def _from_db_rebuild():
     )
 
 
-# Each lever: a context manager that puts the code back as it was before the lever.
+@contextlib.contextmanager
+def _token_l1():
+    """Trial, not adopted: the token entry kept in this process for 5 s (no Redis GET)."""
+    from courseprogress import authentication
+
+    local: dict = {}
+    real = authentication._cache_get
+
+    def cached(key):
+        hit = local.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        entry = real(key)
+        local[key] = (time.monotonic() + 5, entry)
+        return entry
+
+    with _patched(authentication, "_cache_get", cached):
+        yield
+
+
+@contextlib.contextmanager
+def _no_health_check():
+    """Trial, not adopted: CONN_HEALTH_CHECKS off (no `SELECT 1` before a request's first
+    statement)."""
+    from django.db import connections
+
+    connection = connections["default"]
+    connection.ensure_connection()
+    saved = connection.health_check_enabled
+    connection.health_check_enabled = False
+    try:
+        yield
+    finally:
+        connection.health_check_enabled = saved
+
+
+# Each lever: a context manager that puts the code back as it was before the lever (adopted
+# levers), or that applies a change that was tried and not adopted (TRIALS: "before" is then
+# the code as it is, "after" the trial).
 LEVERS = {
     "negotiation": _without_negotiation_shortcut,
     "messages": _eager_messages,
     "token-rebuild": _from_db_rebuild,
+    "token-l1": _token_l1,
+    "no-health-check": _no_health_check,
 }
+TRIALS = {"token-l1", "no-health-check"}
+
+
+def _context(lever: str | None, variant: str):
+    """The code of `variant` ("before" or "after") for this lever."""
+    if lever is None:
+        return contextlib.nullcontext()
+    applies_old_code = lever not in TRIALS
+    if (variant == "before") == applies_old_code:
+        return LEVERS[lever]()
+    return contextlib.nullcontext()
 
 
 def callgrind(args, argv: list[str]) -> None:
@@ -170,6 +221,16 @@ def callgrind(args, argv: list[str]) -> None:
                     capture_output=True,
                 )
                 Path(handshake + ".go").touch()
+                while not Path(handshake + ".done").exists():
+                    if child.poll() is not None:
+                        raise SystemExit(f"child failed: {child.returncode}")
+                    time.sleep(0.2)
+                subprocess.run(
+                    ["callgrind_control", "-i", "off", str(child.pid)],
+                    check=True,
+                    capture_output=True,
+                )
+                Path(handshake + ".exit").touch()
                 child.wait()
                 text = Path(out).read_text(errors="replace")
                 total = next(
@@ -226,8 +287,7 @@ def main(argv=None) -> None:
             if code != 200:
                 raise SystemExit(f"{kind}: {code}")
     if args.child:
-        lever = LEVERS[args.ab]() if args.before else contextlib.nullcontext()
-        with lever:
+        with _context(args.ab, "before" if args.before else "after"):
             # The cyclic collector runs when allocations cross its thresholds: one full
             # collection more in one of the two runs would count as ~0.5 M instructions per
             # request. Counted without it: the instructions of the request's own code.
@@ -240,6 +300,10 @@ def main(argv=None) -> None:
             for kind in kinds:
                 for env in prepared[kind]:
                     call(app, env)
+            # The parent switches the instrumentation off before the interpreter's shutdown.
+            Path(args.child + ".done").touch()
+            while not Path(args.child + ".exit").exists():
+                time.sleep(0.05)
         return
     if args.profile:
         profiler = cProfile.Profile(time.process_time)
@@ -255,8 +319,7 @@ def main(argv=None) -> None:
     cpu: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.repeat):
         for variant in variants:
-            lever = LEVERS[args.ab]() if variant == "before" else contextlib.nullcontext()
-            with lever:
+            with _context(args.ab, variant):
                 for kind in kinds:
                     started = time.process_time()
                     for env in prepared[kind]:
