@@ -14,8 +14,8 @@ on this side (psycopg, redis-py, the socket calls) is.
   ... --ab negotiation   # same process, repeats alternating without / with a lever (LEVERS)
 
   ... --callgrind --kinds drf   # instructions per request under valgrind's callgrind (steady
-                                 # under load): (I(2N) - I(N)) / N, for a lever with --ab too;
-                                 # the cyclic garbage collector is off while counting
+                                 # under load), for a lever with --ab too; the cyclic
+                                 # garbage collector is off while counting
 
 The figures are the minimum and the median over the repeats: on a shared machine the minimum
 is the steadier one (other work only ever adds CPU time, through caches and frequency).
@@ -177,9 +177,28 @@ def _context(lever: str | None, variant: str):
     return contextlib.nullcontext()
 
 
+def _spin_seconds() -> float:
+    started = time.perf_counter()
+    sum(range(100_000))
+    return time.perf_counter() - started
+
+
+def _wait_for_instrumentation(limit: float = 120.0) -> None:
+    """Until callgrind_control's switch has reached this process: instrumented code runs
+    several times slower than valgrind's uninstrumented code, so a fixed loop shows it."""
+    baseline = min(_spin_seconds() for _ in range(5))
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if min(_spin_seconds() for _ in range(3)) > 4 * baseline:
+            return
+        time.sleep(0.05)
+    raise SystemExit("callgrind's instrumentation never came on")
+
+
 def callgrind(args, argv: list[str]) -> None:
-    """Instructions per request: the same requests under callgrind, N and 2N of them, with the
-    instrumentation switched on only after the warm-up (callgrind_control)."""
+    """Instructions per request: the requests under callgrind, counted only inside one exec()
+    that sends them (--toggle-collect=builtin_exec; the warm-up and the interpreter's start and
+    end are not counted, and nothing in a request calls exec)."""
     import os
     import subprocess
     import tempfile
@@ -188,57 +207,44 @@ def callgrind(args, argv: list[str]) -> None:
     variants = [("before", True), ("after", False)] if args.ab else [("as is", False)]
     for kind in args.kinds.split(","):
         for variant, before in variants:
-            totals = []
-            for n in (args.n, 2 * args.n):
-                work = tempfile.mkdtemp(prefix="cg-")
-                handshake = os.path.join(work, "h")
-                out = os.path.join(work, "callgrind.out")
-                command = [
-                    "valgrind",
-                    "--tool=callgrind",
-                    "--instr-atstart=no",
-                    f"--callgrind-out-file={out}",
-                    sys.executable,
-                    "-m",
-                    "bench.framework",
-                    *rest,
-                    "--kinds",
-                    kind,
-                    "-n",
-                    str(n),
-                    "--child",
-                    handshake,
-                    *(["--before"] if before else []),
-                ]
-                child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-                while not Path(handshake + ".ready").exists():
-                    if child.poll() is not None:
-                        raise SystemExit(f"child failed: {child.returncode}")
-                    time.sleep(0.2)
-                subprocess.run(
-                    ["callgrind_control", "-i", "on", str(child.pid)],
-                    check=True,
-                    capture_output=True,
-                )
-                Path(handshake + ".go").touch()
-                while not Path(handshake + ".done").exists():
-                    if child.poll() is not None:
-                        raise SystemExit(f"child failed: {child.returncode}")
-                    time.sleep(0.2)
-                subprocess.run(
-                    ["callgrind_control", "-i", "off", str(child.pid)],
-                    check=True,
-                    capture_output=True,
-                )
-                Path(handshake + ".exit").touch()
-                child.wait()
-                text = Path(out).read_text(errors="replace")
-                total = next(
-                    int(line.split()[1]) for line in text.splitlines() if line.startswith("totals:")
-                )
-                totals.append(total)
-            per_request = (totals[1] - totals[0]) / args.n
-            print(f"{variant:<7} {kind:<10} {per_request / 1e6:7.3f} M instructions/request")
+            work = tempfile.mkdtemp(prefix="cg-")
+            handshake = os.path.join(work, "h")
+            out = os.path.join(work, "callgrind.out")
+            command = [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                "--collect-atstart=no",
+                "--toggle-collect=builtin_exec",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                # not `-m`: runpy runs a module inside exec(), the function counted here
+                "-c",
+                "import sys; from bench.framework import main; sys.exit(main())",
+                *rest,
+                "--kinds",
+                kind,
+                "--child",
+                handshake,
+                *(["--before"] if before else []),
+            ]
+            child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+            while not Path(handshake + ".ready").exists():
+                if child.poll() is not None:
+                    raise SystemExit(f"child failed: {child.returncode}")
+                time.sleep(0.2)
+            subprocess.run(
+                ["callgrind_control", "-i", "on", str(child.pid)], check=True, capture_output=True
+            )
+            child.wait()
+            text = Path(out).read_text(errors="replace")
+            total = next(
+                int(line.split()[1]) for line in text.splitlines() if line.startswith("totals:")
+            )
+            print(
+                f"{variant:<7} {kind:<10} {total / args.n / 1e6:7.3f} M instructions/request",
+                flush=True,
+            )
 
 
 def call(app, env: dict) -> int:
@@ -281,30 +287,37 @@ def main(argv=None) -> None:
     rng = random.Random(1)
     kinds = [args.profile] if args.profile else args.kinds.split(",")
     prepared = {kind: requests_for(kind, data, rng, args.n) for kind in kinds}
-    for kind in kinds:  # warm: imports, connections, token and read caches
-        for env in prepared[kind]:
-            code = call(app, env)
-            if code != 200:
-                raise SystemExit(f"{kind}: {code}")
+
+    def warm_up() -> None:  # imports, connections, token and read caches, regex caches
+        for kind in kinds:
+            for env in prepared[kind]:
+                code = call(app, env)
+                if code != 200:
+                    raise SystemExit(f"{kind}: {code}")
+
     if args.child:
         with _context(args.ab, "before" if args.before else "after"):
-            # The cyclic collector runs when allocations cross its thresholds: one full
-            # collection more in one of the two runs would count as ~0.5 M instructions per
-            # request. Counted without it: the instructions of the request's own code.
+            warm_up()
+            warm_up()
+            # The cyclic collector runs when allocations cross its thresholds: a full
+            # collection in one run and not the other would count as much as the requests.
+            # Counted without it: the instructions of the requests' own code.
             gc.collect()
             gc.freeze()
             gc.disable()
+            measured = [env for kind in kinds for env in prepared[kind]]
             Path(args.child + ".ready").touch()
-            while not Path(args.child + ".go").exists():
-                time.sleep(0.05)
-            for kind in kinds:
-                for env in prepared[kind]:
-                    call(app, env)
-            # The parent switches the instrumentation off before the interpreter's shutdown.
-            Path(args.child + ".done").touch()
-            while not Path(args.child + ".exit").exists():
-                time.sleep(0.05)
+            _wait_for_instrumentation()
+            exec(
+                "for env in measured:\n    call(app, env)\n",
+                {"measured": measured, "call": call, "app": app},
+            )
         return
+    warm_up()
+    if args.ab:
+        for variant in ("before", "after"):
+            with _context(args.ab, variant):
+                warm_up()
     if args.profile:
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
