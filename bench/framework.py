@@ -154,6 +154,13 @@ def _no_health_check():
         connection.health_check_enabled = saved
 
 
+@contextlib.contextmanager
+def _all_adopted():
+    """The three adopted levers undone together (the code before issue 17's framework work)."""
+    with _without_negotiation_shortcut(), _eager_messages(), _from_db_rebuild():
+        yield
+
+
 # Each lever: a context manager that puts the code back as it was before the lever (adopted
 # levers), or that applies a change that was tried and not adopted (TRIALS: "before" is then
 # the code as it is, "after" the trial).
@@ -161,6 +168,7 @@ LEVERS = {
     "negotiation": _without_negotiation_shortcut,
     "messages": _eager_messages,
     "token-rebuild": _from_db_rebuild,
+    "adopted": _all_adopted,
     "token-l1": _token_l1,
     "no-health-check": _no_health_check,
 }
