@@ -278,18 +278,18 @@ def console(document: dict) -> str:
     for size in document["sizes"]:
         out.append(f"{size['size']} data set")
         out.append(
-            f"  {'endpoint':<36} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'non2xx':>6} {'SQL':>4} {'hits':>5} {'RSS MB':>6}  target"
+            f"  {'endpoint':<46} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'1c p50':>7} {'non2xx':>6} {'SQL':>4} {'hits':>5} {'RSS MB':>6}  target"
         )
         for row in summarise(size):
             ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
             hits = "" if row["hit_ratio"] is None else f"{100 * row['hit_ratio']:.0f}%"
             met = {True: "met", False: "NOT MET", None: ""}[row["met"]]
             out.append(
-                f"  {row['label']:<44} {_fmt(row['rps'], '8.1f')} {ratio:>6} "
+                f"  {row['label']:<46} {_fmt(row['rps'], '8.1f')} {ratio:>6} "
                 f"{_fmt(row['p50_ms'], '8.1f')} {_fmt(row['p99_ms'], '8.1f')} "
                 f"{_fmt(row['p50_1c_ms'], '7.1f')} "
-                f"{row['non2xx'] + row['errors']:>6} {_fmt(row['sql'], '4d')} {hits:>5} "
+                f"{row['non2xx'] + row['errors']:>6} {_fmt(row['sql'], 'd'):>4} {hits:>5} "
                 f"{_fmt(row['rss_mb'], '6.0f')}  {row['target']} {met}"
             )
         if size["size"] == "large":
