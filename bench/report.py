@@ -266,6 +266,15 @@ def render(document: dict) -> str:
         "blocks, not the CONN_HEALTH_CHECKS `SELECT 1`.",
         "- RSS: VmRSS of each gunicorn worker from /proc after each run; the column is the "
         "largest seen.",
+        "- write-then-read: every POST answered 2xx is followed by a GET of that learner's 3.1 "
+        "(always a cache miss); req/s are pairs per second, its ratio pairs/s over the bare "
+        "view's req/s, its latencies a pair's (POST sent to its read answered), its SQL the "
+        "POST's plus the uncached read's. Its rows are checked as the POST row's.",
+        "- p50 at 1 conn.: after the rounds each row runs once more at one connection "
+        "(`--single-duration` s, same cache preparation): the latency a single user feels.",
+        "- Targets (issue 17, large set): a row meets its target when its median ratio and its "
+        "SQL count are on target and it had no non-2xx answer, socket error, lost or "
+        "duplicated row.",
         "",
     ]
     if NOTES.exists():
