@@ -10,12 +10,16 @@ Names:
   cached-token      courseprogress.authentication.CachedTokenAuthentication in REST_FRAMEWORK
                     (now the default in config/settings.py, so this changes nothing there)
   no-health-checks  CONN_HEALTH_CHECKS off (no `SELECT 1` before each request's first query)
+  framework-before  the per-request framework levers of issue 17 undone (DRF's negotiation for
+                    every request, Django's eager message storage, the token's user rebuilt by
+                    from_db): see bench/framework.py's LEVERS and bench/notes-17-framework.md
 """
 
 import os
 
 SETTINGS_VARIANTS = {"cached-token", "no-health-checks"}
-CODE_VARIANTS = {"drf-json"}
+CODE_VARIANTS = {"drf-json", "framework-before"}
+_held: list = []  # the framework-before contexts, entered for the life of the process
 KNOWN = SETTINGS_VARIANTS | CODE_VARIANTS
 
 
@@ -53,3 +57,10 @@ def apply_code_changes() -> None:
         from courseprogress import renderers
 
         renderers.orjson = None
+    if "framework-before" in chosen:
+        from bench.framework import LEVERS
+
+        for name in ("negotiation", "messages", "token-rebuild"):
+            context = LEVERS[name]()
+            context.__enter__()
+            _held.append(context)

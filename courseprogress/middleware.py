@@ -13,6 +13,9 @@ after a run of them (bench/RESULTS.md).
 """
 
 from django.conf import settings
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.messages.storage import default_storage
+from django.utils.functional import SimpleLazyObject, empty
 
 from courseprogress.exceptions import json_failure
 
@@ -62,3 +65,23 @@ def release_drf_cycles(response) -> None:
     if getattr(view, "response", None) is response:
         view.response = None
     response.renderer_context = None
+
+
+class LazyMessageMiddleware(MessageMiddleware):
+    """Django's MessageMiddleware, with the message storage built on first use.
+
+    Django builds the storage (a cookie storage, a session storage and a cookie signer) for
+    every request, and writes it back after; only the admin and the dashboard ever add or read
+    a message, never an API request. Here `request._messages` is a lazy object: a request that
+    never touches it builds nothing and writes nothing back; one that does behaves exactly as
+    under Django's class (same storage, same cookie). bench/notes-17-framework.md has the
+    figures."""
+
+    def process_request(self, request):
+        request._messages = SimpleLazyObject(lambda: default_storage(request))
+
+    def process_response(self, request, response):
+        messages = getattr(request, "_messages", None)
+        if isinstance(messages, SimpleLazyObject) and messages._wrapped is empty:
+            return response  # never used: nothing to store
+        return super().process_response(request, response)

@@ -186,3 +186,32 @@ def test_redis_unreachable_falls_back_to_the_database(
     with committed():
         token.delete()
     assert call(token.key).status_code == 401
+
+
+@pytest.mark.parametrize("listening", [False, True])
+def test_the_cached_pair_is_what_from_db_builds(token, learner, listening):
+    """The rebuilt user and token equal Django's from_db() objects, the password deferred,
+    whether or not something listens to the models' init signals (then from_db() itself runs)."""
+    from django.db.models.signals import post_init
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(sender)
+
+    seen: list = []
+    call(token.key)  # fills the entry
+    if listening:
+        post_init.connect(receiver, sender=type(learner))
+    try:
+        user, rebuilt = authentication.CachedTokenAuthentication().authenticate_credentials(
+            token.key
+        )
+    finally:
+        post_init.disconnect(receiver, sender=type(learner))
+    assert seen == ([type(learner)] if listening else [])
+    reference = type(learner).objects.defer("password").get(pk=learner.pk)
+    fields = [f.attname for f in type(learner)._meta.concrete_fields if f.attname != "password"]
+    assert [getattr(user, f) for f in fields] == [getattr(reference, f) for f in fields]
+    assert user.get_deferred_fields() == {"password"}
+    assert (user._state.adding, user._state.db) == (False, "default")
+    assert (rebuilt.key, rebuilt.user_id, rebuilt.created) == (token.key, learner.pk, token.created)
+    assert rebuilt.user is user and rebuilt._state.adding is False

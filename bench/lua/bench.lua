@@ -1,12 +1,17 @@
 -- wrk script for every benchmarked endpoint; the mode comes from the environment.
 --
---   BENCH_MODE   bare | drf | learner | activities | update | course_page | analytics | bulk
+--   BENCH_MODE   bare | drf | learner | activities | update | write_then_read | course_page |
+--                analytics | bulk
+--                write_then_read: every POST answered 2xx is followed by a GET of that learner's
+--                3.1 on the POST course (the read a client makes right after its write, always a
+--                cache miss); "answered" counts the reads (pairs), and pair latencies (POST sent
+--                -> its read answered) are reported as "pair_latency_us"
 --   BENCH_DATA   the data file written by `python -m bench.prepare` (tokens, ids)
 --   BENCH_PICK   random: requests drawn at random from the key set (cached reads, mostly)
 --                walk:   each key once, in a shuffled order, then the thread stops (cold reads)
 --   BENCH_KEYS   how many keys (user/course pairs, pages, ...) to draw from; 0 = all of them
 --   BENCH_SEED   seeds the shuffles, so that every round walks a different order
---   BENCH_OUT    update mode: where to write the accepted (user, content, progressId) triples
+--   BENCH_OUT    update modes: where to write the accepted (user, content, progressId) triples
 --
 -- done() prints one line "BENCH_RESULT {json}" that bench.load parses.
 
@@ -37,7 +42,7 @@ function setup(thread)
 end
 
 -- Per-thread state (each wrk thread has its own Lua state).
-local data = { owner = nil, courses = {}, learners = {}, post_course = nil, post_contents = {}, pages = 1 }
+local data = { owner = nil, courses = {}, learners = {}, by_id = {}, post_course = nil, post_contents = {}, pages = 1 }
 local keys = {}
 local position = 0
 local stopped = false
@@ -51,6 +56,14 @@ unparsed = 0
 first_us = 0
 last_us = 0
 answered = 0
+-- write_then_read mode
+writes = 0          -- POSTs sent (they pick the (learner, item, step) as the update mode does)
+pending = {}        -- learners whose POST was answered, waiting for their read: {uid, t0}
+pending_head = 1
+pending_tail = 0
+inflight_reads = {} -- uid -> list of t0 (POST sent) of the reads sent for it
+write_t0 = {}       -- "uid:content" -> times the POSTs in flight for it were sent, oldest first
+pair_us = {}        -- pair latencies: POST sent -> its read answered
 
 local function load_data()
    local path = os.getenv("BENCH_DATA")
@@ -59,7 +72,10 @@ local function load_data()
       local kind, a, b = line:match("^(%S+)%s*(%S*)%s*(%S*)")
       if kind == "owner" then data.owner = a
       elseif kind == "course" then table.insert(data.courses, tonumber(a))
-      elseif kind == "learner" then table.insert(data.learners, { id = tonumber(a), token = b })
+      elseif kind == "learner" then
+         local learner = { id = tonumber(a), token = b }
+         table.insert(data.learners, learner)
+         data.by_id[a] = learner
       elseif kind == "post_course" then data.post_course = tonumber(a)
       elseif kind == "post_content" then table.insert(data.post_contents, tonumber(a))
       elseif kind == "pages" then data.pages = tonumber(a)
@@ -148,8 +164,7 @@ local STEPS = {
    { status = "COMPLETED", percent = nil, minutes = 15 },
 }
 
-local function update_request()
-   local n = sent
+local function update_request(n)
    local pair = math.floor(n / 3) * #threads_total + tid
    local nl, nc = #data.learners, #data.post_contents
    local learner = data.learners[(pair % nl) + 1]
@@ -161,7 +176,29 @@ local function update_request()
       step.percent and string.format(', "progressPercent": %d', step.percent) or "")
    local headers = auth(learner.token)
    headers["Content-Type"] = "application/json"
+   if mode == "write_then_read" then
+      local key = learner.id .. ":" .. content
+      local list = write_t0[key] or {}
+      table.insert(list, now_us())
+      write_t0[key] = list
+   end
    return wrk.format("POST", "/user-progress/update", headers, body)
+end
+
+local function write_then_read_request()
+   if pending_head <= pending_tail then
+      local item = pending[pending_head]
+      pending[pending_head] = nil
+      pending_head = pending_head + 1
+      local list = inflight_reads[item.uid] or {}
+      table.insert(list, item.t0)
+      inflight_reads[item.uid] = list
+      local learner = data.by_id[item.uid]
+      local path = string.format("/user-progress/%d/%s", data.post_course, item.uid)
+      return wrk.format("GET", path, auth(learner.token))
+   end
+   writes = writes + 1
+   return update_request(writes)
 end
 
 function request()
@@ -170,7 +207,9 @@ function request()
    if mode == "bare" then
       return wrk.format("GET", "/bench/bare", { ["Accept"] = "application/json" })
    elseif mode == "update" then
-      return update_request()
+      return update_request(sent)
+   elseif mode == "write_then_read" then
+      return write_then_read_request()
    end
    local k = next_key()
    if mode == "drf" then
@@ -206,25 +245,50 @@ local function on_update(status, body)
    local cid = body:match('"courseContentId":%s*(%d+)')
    if not (pid and uid and cid) then
       unparsed = unparsed + 1
-      return
+      return nil
    end
    local key = uid .. ":" .. cid
    local seen = accepted[key]
    if seen and seen ~= pid then conflicts = conflicts + 1 end
    accepted[key] = pid
+   return uid, cid
+end
+
+-- write_then_read: a read's body holds "activityLogs"; anything else answered 2xx is a POST.
+local function on_write_then_read(status, body, t)
+   if body:find('"activityLogs"', 1, true) then
+      answered = answered + 1
+      local uid = body:match('"userId":%s*(%d+)')
+      local list = uid and inflight_reads[uid]
+      if list and #list > 0 then
+         local t0 = table.remove(list, 1)
+         table.insert(pair_us, t - t0)
+      end
+      return
+   end
+   local uid, cid = on_update(status, body)
+   if uid then
+      local list = write_t0[uid .. ":" .. cid]
+      local t0 = (list and #list > 0) and table.remove(list, 1) or t
+      pending_tail = pending_tail + 1
+      pending[pending_tail] = { uid = uid, t0 = t0 }
+   end
 end
 
 function response(status, headers, body)
-   answered = answered + 1
-   last_us = now_us()
+   local t = now_us()
+   last_us = t
+   if mode ~= "write_then_read" then answered = answered + 1 end
    if status < 200 or status > 299 then
       non2xx = non2xx + 1
    elseif mode == "update" then
       on_update(status, body)
+   elseif mode == "write_then_read" then
+      on_write_then_read(status, body, t)
    end
 end
 
-if mode ~= "update" and pick ~= "walk" then
+if mode ~= "update" and mode ~= "write_then_read" and pick ~= "walk" then
    -- Without a response() hook wrk does not hand each body to Lua: cheaper for big bodies.
    -- Non-2xx answers are then counted from wrk's own summary (status > 399).
    response = nil
@@ -237,7 +301,10 @@ end
 function done(summary, latency, requests)
    local n2xx, nsent, nconf, nunparsed = 0, 0, 0, 0
    local pairs_out = nil
-   if out_path and mode == "update" then pairs_out = assert(io.open(out_path, "w")) end
+   if out_path and (mode == "update" or mode == "write_then_read") then
+      pairs_out = assert(io.open(out_path, "w"))
+   end
+   local all_pairs = {}
    local triples = 0
    local first, last, nanswered = nil, 0, 0
    for _, t in ipairs(threads) do
@@ -249,6 +316,7 @@ function done(summary, latency, requests)
       nsent = nsent + (t:get("sent") or 0)
       nconf = nconf + (t:get("conflicts") or 0)
       nunparsed = nunparsed + (t:get("unparsed") or 0)
+      for _, us in ipairs(t:get("pair_us") or {}) do table.insert(all_pairs, us) end
       if pairs_out then
          for key, pid in pairs(t:get("accepted") or {}) do
             local u, c = key:match("(%d+):(%d+)")
@@ -258,15 +326,21 @@ function done(summary, latency, requests)
       end
    end
    if pairs_out then pairs_out:close() end
+   table.sort(all_pairs)
+   local function pct(p)
+      if #all_pairs == 0 then return 0 end
+      return all_pairs[math.max(1, math.ceil(p / 100 * #all_pairs))]
+   end
    local e = summary.errors
    io.write(string.format(
       'BENCH_RESULT {"mode": "%s", "requests": %d, "duration_us": %d, "bytes": %d, '
          .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, '
          .. '"answered": %d, "window_us": %d, "non2xx_lua": %d, "sent": %d, "conflicts": %d, "unparsed": %d, "triples": %d, '
-         .. '"latency_us": {"mean": %.1f, "p50": %d, "p90": %d, "p99": %d, "max": %d}}\n',
+         .. '"latency_us": {"mean": %.1f, "p50": %d, "p90": %d, "p99": %d, "max": %d}, '
+         .. '"pair_latency_us": {"count": %d, "p50": %d, "p99": %d}}\n',
       json_escape(mode), summary.requests, summary.duration, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout,
       nanswered, (first and last > first) and (last - first) or 0, n2xx, nsent, nconf, nunparsed, triples,
       latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-      latency.max))
+      latency.max, #all_pairs, pct(50), pct(99)))
 end
