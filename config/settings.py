@@ -122,6 +122,13 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60)
 # Below gunicorn's worker timeout, so a stuck query ends as a JSON error, not a killed worker.
 DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 20_000)
+# PostgreSQL's JIT compiles any statement its planner costs above jit_above_cost; the course
+# page's statement (cost ~260,000 for 20 learners of 500) spent 25 of its 45 ms compiling, to
+# run short loops once. Off for this app's sessions unless DB_JIT=on (bench/RESULTS.md).
+DB_JIT = env_bool("DB_JIT", False)
+PG_SESSION_OPTIONS = f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}" + (
+    "" if DB_JIT else " -c jit=off"
+)
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
@@ -129,9 +136,7 @@ if DATABASE_URL:
         )
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-            f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
-        )
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = PG_SESSION_OPTIONS
 else:
     DATABASES = {
         "default": {
@@ -163,7 +168,7 @@ for number, url in enumerate(DATABASE_REPLICA_URLS, start=1):
     if replica["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS: not a PostgreSQL URL: {url!r}")
     replica.setdefault("OPTIONS", {}).update(
-        options=f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+        options=PG_SESSION_OPTIONS,
         connect_timeout=REPLICA_CONNECT_TIMEOUT,
     )
     # The test suite has no replica: there, each alias is the test database itself.
