@@ -6,7 +6,8 @@ so simultaneous first updates make one row and simultaneous completions of the l
 cannot both miss each other.
 """
 
-from contextlib import contextmanager
+import json
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
@@ -169,6 +170,10 @@ def record_progress_in_python(
     return row
 
 
+def _json(text: str | None):
+    return None if text is None else json.loads(text)
+
+
 _SQL_ERRORS = {
     upsert_sql.NOT_IN_COURSE: lambda: ValidationError({"courseContentId": [NOT_IN_COURSE]}),
     upsert_sql.INACTIVE: lambda: Conflict(NO_ACTIVE_ENROLLMENT),
@@ -191,15 +196,20 @@ def record_progress_in_sql(
     (progress/upsert_sql.py), which syncs the enrollment too. None: a learner's metadata merge
     that only the Python path can size exactly (nothing was written; it decides).
 
-    Outside a transaction the call is its own (one statement, no BEGIN/COMMIT)."""
+    Outside a transaction (the API) the call is a transaction of its own: one statement, no
+    BEGIN/COMMIT. Inside one it runs in a savepoint, as the Python path does, so that a
+    database error leaves the caller's transaction usable."""
     now = timezone.now()
     params = [user_id, course_id, content_id, status, percent, duration]
     params += [Jsonb(metadata) if metadata is not None else None, exact, now]
-    with connection.cursor() as cursor:
-        cursor.execute(upsert_sql.CALL, params)
-        results = cursor.fetchall()
+    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(upsert_sql.CALL, params)
+            results = cursor.fetchall()
     outcome, row_id, row_status, row_percent, row_duration, row_metadata, *rest = results[0]
     created_at, updated_at, wrote, created, old_metadata = rest
+    # Django's psycopg connection leaves jsonb as text, for JSONField to parse.
+    row_metadata, old_metadata = (_json(row_metadata), _json(old_metadata))
     if outcome == upsert_sql.CHECK_METADATA:
         return None
     if outcome in _SQL_ERRORS:
