@@ -77,6 +77,11 @@ def _save_enrollment(enrollment: Enrollment, *, status_changed: bool, fields: li
 # --- progress ------------------------------------------------------------------------------
 
 
+# On PostgreSQL, record_progress writes through cp_record_progress; the property test of the
+# two paths (tests/test_record_progress_paths.py) turns this off to run the Python path there.
+RECORD_PROGRESS_IN_SQL = True
+
+
 def record_progress(
     *,
     user_id: int,
@@ -111,7 +116,7 @@ def record_progress(
         "metadata": metadata,
         "exact": exact,
     }
-    if connection.vendor == "postgresql" and not _sync_deferred.get():
+    if RECORD_PROGRESS_IN_SQL and connection.vendor == "postgresql" and not _sync_deferred.get():
         row = record_progress_in_sql(**update)
         if row is not None:
             return row
