@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -106,7 +106,7 @@ def record_progress(
     """
     if status == ProgressStatus.LOCKED and not exact:
         raise PermissionDenied("Only system users and admins may lock content.")
-    update = {
+    update: dict[str, Any] = {
         "user_id": user_id,
         "course_id": course_id,
         "content_id": content_id,
@@ -205,12 +205,12 @@ def record_progress_in_sql(
     BEGIN/COMMIT. Inside one it runs in a savepoint, as the Python path does, so that a
     database error leaves the caller's transaction usable."""
     now = timezone.now()
-    params = [user_id, course_id, content_id, status, percent, duration]
+    params: list[Any] = [user_id, course_id, content_id, status, percent, duration]
     params += [Jsonb(metadata) if metadata is not None else None, exact, now]
-    with transaction.atomic() if connection.in_atomic_block else nullcontext():
-        with connection.cursor() as cursor:
-            cursor.execute(upsert_sql.CALL, params)
-            results = cursor.fetchall()
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(upsert_sql.CALL, params)
+        results = cursor.fetchall()
     outcome, row_id, row_status, row_percent, row_duration, row_metadata, *rest = results[0]
     created_at, updated_at, wrote, created, old_metadata = rest
     # Django's psycopg connection leaves jsonb as text, for JSONField to parse.
