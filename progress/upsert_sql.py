@@ -209,13 +209,17 @@ BEGIN
     -- services._sync_locked: the automatic moves (rules.automatic_target), with counts that
     -- see this write and every committed one (this statement's snapshot is taken now).
     IF enr.enrollmentstatus IN ({moves}) THEN
-        SELECT count(*), count(r.progressid) FILTER (WHERE r.progressstatus = '{P.COMPLETED}'),
-               count(r.progressid) FILTER (WHERE r.progressstatus IN ({_quoted(rules.ACTIVITY)}))
+        -- Driven by the learner's rows (the (userid, courseid) index), not by the course's
+        -- items: a plan that starts from the items of a course the statistics have not seen
+        -- yet scans the whole course's rows once per item.
+        SELECT (SELECT count(*) FROM courseprogress_coursecontent c WHERE c.course_id = p_course),
+               count(*) FILTER (WHERE r.progressstatus = '{P.COMPLETED}'),
+               count(*) FILTER (WHERE r.progressstatus IN ({_quoted(rules.ACTIVITY)}))
           INTO n_contents, n_completed, n_active
-          FROM courseprogress_coursecontent c
-          LEFT JOIN user_course_content_progress r
-            ON r.coursecontentid = c.id AND r.userid = p_user AND r.courseid = p_course
-         WHERE c.course_id = p_course;
+          FROM user_course_content_progress r
+          JOIN courseprogress_coursecontent c
+            ON c.id = r.coursecontentid AND c.course_id = p_course
+         WHERE r.userid = p_user AND r.courseid = p_course;
         target := CASE
             WHEN n_contents > 0 AND n_completed >= n_contents THEN '{rules.E.COMPLETED}'
             WHEN n_active > 0 AND enr.enrollmentstatus = '{rules.E.ENROLLED}'
