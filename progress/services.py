@@ -6,20 +6,22 @@ so simultaneous first updates make one row and simultaneous completions of the l
 cannot both miss each other.
 """
 
-from contextlib import contextmanager
+import json
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, FilteredRelation, Q
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import CourseContent
-from progress import read_cache, rules
+from progress import read_cache, rules, upsert_sql
 from progress.models import (
     CERTIFICATE_URL_ERROR,
     METADATA_ERRORS,
@@ -34,6 +36,7 @@ from progress.models import (
 HUNDRED = Decimal("100.00")
 NO_ACTIVE_ENROLLMENT = "The learner has no active enrollment in this course."
 NOT_IN_COURSE = "This content is not part of the course."
+CONTENT_LOCKED = "This content is locked for the learner."
 
 
 class _Unset:
@@ -74,6 +77,11 @@ def _save_enrollment(enrollment: Enrollment, *, status_changed: bool, fields: li
 # --- progress ------------------------------------------------------------------------------
 
 
+# On PostgreSQL, record_progress writes through cp_record_progress; the property test of the
+# two paths (tests/test_record_progress_paths.py) turns this off to run the Python path there.
+RECORD_PROGRESS_IN_SQL = True
+
+
 def record_progress(
     *,
     user_id: int,
@@ -90,9 +98,43 @@ def record_progress(
     A learner's update merges with what is stored, so retries and late requests never lose
     progress. `exact` is for system users and admins: the fields sent are stored as sent, and
     only they may set or clear LOCKED.
+
+    On PostgreSQL the write, its checks and the enrollment's automatic moves are one call of
+    the database function that progress/upsert_sql.py builds from the same rules (one round
+    trip instead of five); SQLite, and a bulk writer that defers the sync, take the Python path
+    below. tests/test_record_progress_paths.py holds the two to the same results.
     """
     if status == ProgressStatus.LOCKED and not exact:
         raise PermissionDenied("Only system users and admins may lock content.")
+    update: dict[str, Any] = {
+        "user_id": user_id,
+        "course_id": course_id,
+        "content_id": content_id,
+        "status": status,
+        "percent": percent,
+        "duration": duration,
+        "metadata": metadata,
+        "exact": exact,
+    }
+    if RECORD_PROGRESS_IN_SQL and connection.vendor == "postgresql" and not _sync_deferred.get():
+        row = record_progress_in_sql(**update)
+        if row is not None:
+            return row
+    return record_progress_in_python(**update)
+
+
+def record_progress_in_python(
+    *,
+    user_id: int,
+    course_id: int,
+    content_id: int,
+    status: str,
+    percent: Decimal | None,
+    duration: int | None,
+    metadata: dict | None,
+    exact: bool,
+) -> ContentProgress:
+    """record_progress, statement by statement: the rule as Python (merged_progress_fields)."""
     content_in_course = CourseContent.objects.filter(pk=content_id, course_id=course_id)
     with transaction.atomic():
         # The lock and the content check in one statement (a write is a handful of round trips).
@@ -133,6 +175,76 @@ def record_progress(
     return row
 
 
+def _json(text: str | None):
+    return None if text is None else json.loads(text)
+
+
+_SQL_ERRORS = {
+    upsert_sql.NOT_IN_COURSE: lambda: ValidationError({"courseContentId": [NOT_IN_COURSE]}),
+    upsert_sql.INACTIVE: lambda: Conflict(NO_ACTIVE_ENROLLMENT),
+    upsert_sql.LOCKED: lambda: Conflict(CONTENT_LOCKED),
+}
+
+
+def record_progress_in_sql(
+    *,
+    user_id: int,
+    course_id: int,
+    content_id: int,
+    status: str,
+    percent: Decimal | None,
+    duration: int | None,
+    metadata: dict | None,
+    exact: bool,
+) -> ContentProgress | None:
+    """record_progress as one call of the PostgreSQL function cp_record_progress
+    (progress/upsert_sql.py), which syncs the enrollment too. None: a learner's metadata merge
+    that only the Python path can size exactly (nothing was written; it decides).
+
+    Outside a transaction (the API) the call is a transaction of its own: one statement, no
+    BEGIN/COMMIT. Inside one it runs in a savepoint, as the Python path does, so that a
+    database error leaves the caller's transaction usable."""
+    now = timezone.now()
+    params: list[Any] = [user_id, course_id, content_id, status, percent, duration]
+    params += [Jsonb(metadata) if metadata is not None else None, exact, now]
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(upsert_sql.CALL, params)
+        results = cursor.fetchall()
+    outcome, row_id, row_status, row_percent, row_duration, row_metadata, *rest = results[0]
+    created_at, updated_at, wrote, created, old_metadata = rest
+    # Django's psycopg connection leaves jsonb as text, for JSONField to parse.
+    row_metadata, old_metadata = (_json(row_metadata), _json(old_metadata))
+    if outcome == upsert_sql.CHECK_METADATA:
+        return None
+    if outcome in _SQL_ERRORS:
+        raise _SQL_ERRORS[outcome]()
+    # The response shows metadata as the Python path's row holds it: the sent object as sent
+    # where it changed what was stored, else the stored one.
+    if created and metadata is not None:
+        row_metadata = metadata
+    elif old_metadata is not None:
+        wanted = metadata if exact else {**old_metadata, **cast(dict, metadata)}
+        row_metadata = wanted if wanted != old_metadata else old_metadata
+    row = ContentProgress(
+        id=row_id,
+        user_id=user_id,
+        course_id=course_id,
+        content_id=content_id,
+        status=row_status,
+        percent=row_percent,
+        duration=row_duration,
+        metadata=row_metadata,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+    row._state.adding = False
+    row._state.db = connection.alias
+    if wrote:
+        read_cache.invalidate_on_commit(user_id=user_id, course_id=course_id)
+    return row
+
+
 def merged_progress_fields(
     row: ContentProgress,
     *,
@@ -155,7 +267,7 @@ def merged_progress_fields(
         wanted = {"status": status, "percent": percent, "duration": duration, "metadata": metadata}
     else:
         if row.status == ProgressStatus.LOCKED:
-            raise Conflict("This content is locked for the learner.")
+            raise Conflict(CONTENT_LOCKED)
         wanted = {
             "status": max(status, row.status, key=rules.PROGRESS_RANK.__getitem__),
             "percent": max(percent, row.percent) if percent is not None else None,
