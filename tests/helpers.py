@@ -12,6 +12,25 @@ from progress.models import ContentProgress, Enrollment
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# A progress row object's keys, in the contract's order (section 3.3); written out here, not
+# taken from the code under test.
+PROGRESS_ROW_KEYS = [
+    "v_created_date",
+    "v_created_time",
+    "v_updated_date",
+    "v_updated_time",
+    "progressId",
+    "userId",
+    "courseId",
+    "courseContentId",
+    "progressStatus",
+    "activityDuration",
+    "progressPercent",
+    "metadata",
+    "user_course_content_progress_created_at",
+    "user_course_content_progress_updated_at",
+]
+
 
 def manage_py(*args, **env) -> subprocess.CompletedProcess:
     """`python manage.py ARGS` in the checkout, as an operator's shell runs it: this process's

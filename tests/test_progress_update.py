@@ -7,7 +7,7 @@ import pytest
 from courseprogress.models import CourseStaff
 from progress import services
 from progress.models import ContentProgress, Enrollment
-from tests.helpers import post_update, snapshot
+from tests.helpers import PROGRESS_ROW_KEYS, post_update, snapshot
 
 
 @pytest.fixture
@@ -46,22 +46,7 @@ def test_first_update_creates_the_row(learner_client, learner, course, contents,
     assert result["activityDuration"] == 15
     assert result["progressPercent"] == "40.50"
     assert result["metadata"] == {"position": 120}
-    assert list(result) == [
-        "v_created_date",
-        "v_created_time",
-        "v_updated_date",
-        "v_updated_time",
-        "progressId",
-        "userId",
-        "courseId",
-        "courseContentId",
-        "progressStatus",
-        "activityDuration",
-        "progressPercent",
-        "metadata",
-        "user_course_content_progress_created_at",
-        "user_course_content_progress_updated_at",
-    ]
+    assert list(result) == PROGRESS_ROW_KEYS
     assert row.percent == Decimal("40.50")
     assert row.duration == 15
 
