@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 
+from progress.formatting import PROGRESS_VALUES
 from progress.management.base import BatchCommand, Summary, course_must_exist
 from progress.management.progress_files import (
     EXTENSIONS,
@@ -111,22 +112,10 @@ Examples:
                 completed_at=F("enrollment__completed_at"),
             )
             .order_by("user_id", "content__position", "content_id")
-            .values(
-                "user_id",
-                "content_id",
-                "status",
-                "duration",
-                "percent",
-                "metadata",
-                "created_at",
-                "updated_at",
-                "enrollment_status",
-                "enrolled_at",
-                "completed_at",
-            )
+            .values(*PROGRESS_VALUES, "enrollment_status", "enrolled_at", "completed_at")
         )
         for row in rows.iterator(chunk_size=chunk):
-            writer.write({**row, "course_id": course_id})
+            writer.write(row)
             summary.read += 1
             progress.advance()
         has_rows = ContentProgress.objects.filter(user_id=OuterRef("user_id"), course_id=course_id)
