@@ -20,7 +20,10 @@ What is cached: the user's concrete fields except the password hash, under a has
 (never the token itself). The user is rebuilt with the password deferred, so that a save() of
 request.user can never write an empty password. Permissions are not part of the entry: the
 authentication backend caches them per user, with its own invalidation
-(courseprogress/auth_backends.py).
+(courseprogress/auth_backends.py). Once a process has seen a token, it reads the token's entry
+and its user's permission set in one round trip (MGET) and hands the set to the backend
+(_cache_get, auth_backends.prime): one Redis read per request instead of two, each entry still
+read fresh every request.
 
 Redis errors never fail a request: any cache error means a database lookup.
 """

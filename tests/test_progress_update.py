@@ -637,6 +637,47 @@ def test_a_learner_update_is_a_handful_of_statements(
     assert enrolled.status == "IN_PROGRESS"
 
 
+def test_a_learner_update_is_three_redis_round_trips(
+    settings, monkeypatch, learner_client, course, contents, enrolled, committed
+):
+    """With Redis: the token entry and the permission set in one read (MGET), the throttle's
+    sliding log in one script (EVALSHA), the superseded read entries deleted after commit (one
+    DEL of both keys). A Redis of its own, so that it counts the same without REDIS_URL."""
+    import redis
+
+    from tests.redis_tools import RedisServer, redis_cache_settings
+
+    server = RedisServer().start()
+    try:
+        settings.CACHES = redis_cache_settings(server.url)
+        settings.THROTTLE_CACHE = "default"
+        fields = {"courseId": course.pk, "courseContentId": contents[0].pk}
+        for percent in (10, 20):  # the entries stored, the script loaded
+            with committed():
+                post_update(
+                    learner_client,
+                    **fields,
+                    progressStatus="IN_PROGRESS",
+                    **{"progressPercent": percent},
+                )
+        commands = []
+        real = redis.Redis.execute_command
+
+        def counted(self, *args, **kwargs):
+            commands.append(args[0])
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(redis.Redis, "execute_command", counted)
+        with committed():
+            response = post_update(
+                learner_client, **fields, progressStatus="IN_PROGRESS", progressPercent=30
+            )
+        assert response.status_code == 200
+        assert commands == ["MGET", "EVALSHA", "DEL"]
+    finally:
+        server.close()
+
+
 def test_metadata_integers_at_the_64_bit_bounds_are_kept(
     learner_client, learner, course, contents, enrolled
 ):
