@@ -63,6 +63,30 @@ class CachedPermissionsBackend(ModelBackend):
         return perms
 
 
+BACKEND = f"{__name__}.CachedPermissionsBackend"
+
+
+def prefetchable() -> bool:
+    """Whether this backend reads the permission set from the cache (so another reader in the
+    same request may fetch it for it: see prime())."""
+    return cache_ttl() > 0 and BACKEND in settings.AUTHENTICATION_BACKENDS
+
+
+def prime(user_obj, perms) -> None:
+    """Hand over the user's set as read from the cache earlier in this request: the token
+    authentication reads the token's entry and this one in one round trip
+    (courseprogress/authentication.py). What get_all_permissions does with a hit, under the
+    same conditions; anything else is left for it to read."""
+    if (
+        isinstance(perms, frozenset)
+        and prefetchable()
+        and user_obj.is_active
+        and not user_obj.is_anonymous
+        and not hasattr(user_obj, "_perm_cache")
+    ):
+        user_obj._perm_cache = set(perms)
+
+
 def forget_users(user_ids) -> None:
     """Drop the cached permission sets of these users (best effort; the TTL bounds the rest)."""
     safe_delete_many(cache_key(user_id) for user_id in user_ids)

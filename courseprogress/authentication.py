@@ -20,7 +20,10 @@ What is cached: the user's concrete fields except the password hash, under a has
 (never the token itself). The user is rebuilt with the password deferred, so that a save() of
 request.user can never write an empty password. Permissions are not part of the entry: the
 authentication backend caches them per user, with its own invalidation
-(courseprogress/auth_backends.py).
+(courseprogress/auth_backends.py). Once a process has seen a token, it reads the token's entry
+and its user's permission set in one round trip (MGET) and hands the set to the backend
+(_cache_get, auth_backends.prime): one Redis read per request instead of two, each entry still
+read fresh every request.
 
 Redis errors never fail a request: any cache error means a database lookup.
 """
@@ -39,7 +42,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-from courseprogress.safe_cache import safe_delete_many, safe_get, safe_set
+from courseprogress import auth_backends
+from courseprogress.safe_cache import safe_delete_many, safe_get, safe_get_many, safe_set
 
 logger = logging.getLogger(__name__)
 
@@ -116,15 +120,50 @@ class CachedTokenAuthentication(TokenAuthentication):
             else:
                 if not user.is_active:
                     raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+                _remember_user(cache_key(key), user.pk)
+                holder, perms = entry.get(PREFETCHED_PERMS, (None, None))
+                if holder == user.pk:
+                    auth_backends.prime(user, perms)
                 return user, token
         user, token = super().authenticate_credentials(key)  # raises when unknown or inactive
         safe_set(cache_key(key), _entry(token), ttl)
+        _remember_user(cache_key(key), user.pk)
         return user, token
 
 
+# Token entry key -> the id of the token's user, as this process has seen it. A token's user
+# never changes (a rotated token is a new key), and the entry is still read from Redis every
+# request, so a revoked token or a changed user stops at once as before: this only tells whose
+# permission set to fetch in the same round trip (MGET) as the entry. Whatever it says is
+# checked against the entry's user before the set is used.
+_TOKEN_USERS: dict[str, int] = {}
+_TOKEN_USERS_MAX = 50_000
+PREFETCHED_PERMS = "_prefetched_perms"
+
+
+def _remember_user(entry_key: str, user_id: int) -> None:
+    if _TOKEN_USERS.get(entry_key) != user_id:
+        if len(_TOKEN_USERS) >= _TOKEN_USERS_MAX:
+            _TOKEN_USERS.clear()
+        _TOKEN_USERS[entry_key] = user_id
+
+
 def _cache_get(key: str):
-    entry = safe_get(key)
-    return entry if isinstance(entry, dict) and "user" in entry else None
+    """The token's entry; with the permission set of the user this process last saw with the
+    token, read in the same round trip, under PREFETCHED_PERMS as (user id, set)."""
+    user_id = _TOKEN_USERS.get(key)
+    if user_id is None or not auth_backends.prefetchable():
+        entry = safe_get(key)
+        perms = None
+    else:
+        perms_key = auth_backends.cache_key(user_id)
+        found = safe_get_many([key, perms_key])
+        entry, perms = found.get(key), found.get(perms_key)
+    if not (isinstance(entry, dict) and "user" in entry):
+        return None
+    if perms is not None:
+        entry = {**entry, PREFETCHED_PERMS: (user_id, perms)}
+    return entry
 
 
 def forget_tokens(keys) -> None:

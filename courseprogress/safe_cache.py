@@ -2,7 +2,7 @@
 
 django-redis already ignores connection errors (IGNORE_EXCEPTIONS), but not everything: a
 deployment may run without that option, a value may fail to pickle. The token, permission and
-read caches all go through these three calls, logged on `courseprogress.cache`, whose filter
+read caches all go through these calls, logged on `courseprogress.cache`, whose filter
 (courseprogress.log.QuietCacheErrors) turns the errors into one warning line a second.
 """
 
@@ -19,6 +19,15 @@ def safe_get(key: str, default=None):
     except Exception:  # Redis down or hung: the database answers
         logger.warning("Cache read of %s failed", key, exc_info=True)
         return default
+
+
+def safe_get_many(keys: list[str]) -> dict:
+    """The entries found, in one round trip (MGET); {} when the cache fails."""
+    try:
+        return cache.get_many(keys)
+    except Exception:
+        logger.warning("Cache read of %s failed", ", ".join(keys), exc_info=True)
+        return {}
 
 
 def safe_set(key: str, value, ttl: int) -> None:

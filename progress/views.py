@@ -1,12 +1,13 @@
 """Thin views: permission (progress.policy) -> existence (404) -> serializer (400) -> selector or
 service (409) -> response. The envelope is the renderer's."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from courseprogress.apiview import ApiView
-from courseprogress.exceptions import NotFound
+from courseprogress.exceptions import Conflict, NotFound
 from courseprogress.renderers import Paginated
 from courseprogress.schema import envelope, responses
 from courseprogress.throttling import ProgressUpdateThrottle
@@ -196,20 +197,29 @@ class ProgressUpdateView(ApiView):
         ),
     )
     def post(self, request):
-        ensure_named_ids_exist(request)
+        # 404 before 400 and 409, without a statement of its own when the body is valid: the
+        # write finds a missing course or user anyway (content "not in the course", or "no
+        # active enrollment"), and only then are the ids looked up, to tell which it was. A
+        # valid update is one statement on PostgreSQL (bench/notes-17-write.md, second pass).
         serializer = ProgressUpdateIn(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            ensure_named_ids_exist(request)
+            serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
-        row = services.record_progress(
-            user_id=fields.get("userId", request.user.pk),
-            course_id=fields["courseId"],
-            content_id=fields["courseContentId"],
-            status=fields["progressStatus"],
-            percent=fields.get("progressPercent"),
-            duration=fields.get("activityDuration"),
-            metadata=fields.get("metadata"),
-            exact=policy.can_record_for_anyone(request.user),
-        )
+        try:
+            row = services.record_progress(
+                user_id=fields.get("userId", request.user.pk),
+                course_id=fields["courseId"],
+                content_id=fields["courseContentId"],
+                status=fields["progressStatus"],
+                percent=fields.get("progressPercent"),
+                duration=fields.get("activityDuration"),
+                metadata=fields.get("metadata"),
+                exact=policy.can_record_for_anyone(request.user),
+            )
+        except (DjangoValidationError, Conflict):
+            ensure_named_ids_exist(request)
+            raise
         return Response(format_progress(vars(row)))
 
 

@@ -215,3 +215,69 @@ def test_the_cached_pair_is_what_from_db_builds(token, learner, listening):
     assert (user._state.adding, user._state.db) == (False, "default")
     assert (rebuilt.key, rebuilt.user_id, rebuilt.created) == (token.key, learner.pk, token.created)
     assert rebuilt.user is user and rebuilt._state.adding is False
+
+
+# --- the token entry and the permission set in one read ---------------------------------------
+
+VIEW_ALL = "progress.view_all_progress"
+
+
+def authenticated(key: str):
+    user, _ = CachedTokenAuthentication().authenticate_credentials(key)
+    return user
+
+
+def test_a_grant_or_a_revocation_reaches_a_warm_token_at_once(token, learner, committed):
+    """Once a process has seen a token, the token's entry and its user's permission set are
+    read together (one MGET): both still come from the cache on every request, so a change
+    is seen on the next one."""
+    from django.contrib.auth.models import Permission
+
+    grant = Permission.objects.get(codename="view_all_progress")
+    assert [authenticated(token.key).has_perm(VIEW_ALL) for _ in range(3)] == [False] * 3
+    with committed():
+        learner.user_permissions.add(grant)
+    assert [authenticated(token.key).has_perm(VIEW_ALL) for _ in range(2)] == [True] * 2
+    with committed():
+        learner.user_permissions.remove(grant)
+    assert authenticated(token.key).has_perm(VIEW_ALL) is False
+
+
+def test_the_token_entry_and_the_permission_set_are_one_cache_read(monkeypatch, token, learner):
+    from courseprogress import auth_backends
+
+    for _ in range(2):  # the entries stored, the token's user learned
+        authenticated(token.key).has_perm(VIEW_ALL)
+    reads, inside = [], []
+    real_get, real_get_many = safe_cache.cache.get, safe_cache.cache.get_many
+
+    def get(key, *args, **kwargs):
+        if not inside:  # local memory's get_many is a loop of get()s
+            reads.append(("get", key))
+        return real_get(key, *args, **kwargs)
+
+    def get_many(keys, *args, **kwargs):
+        reads.append(("get_many", list(keys)))
+        inside.append(True)
+        try:
+            return real_get_many(keys, *args, **kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(safe_cache.cache, "get", get)
+    monkeypatch.setattr(safe_cache.cache, "get_many", get_many)
+    with CaptureQueriesContext(connection) as queries:
+        assert authenticated(token.key).has_perm(VIEW_ALL) is False
+    assert reads == [("get_many", [cache_key(token.key), auth_backends.cache_key(learner.pk)])]
+    assert len(queries) == 0
+
+
+def test_a_permission_set_read_for_another_user_is_never_used(token, learner, make_user):
+    """What the process remembers about a token only says which set to read with its entry;
+    the set is used only when the entry's user is the one it was read for."""
+    privileged = make_user("privileged", perms=["view_all_progress"])
+    assert type(privileged).objects.get(pk=privileged.pk).has_perm(VIEW_ALL)  # now cached
+    authenticated(token.key)  # the entry cached
+    authentication._TOKEN_USERS[cache_key(token.key)] = privileged.pk
+    assert authenticated(token.key).has_perm(VIEW_ALL) is False
+    assert authentication._TOKEN_USERS[cache_key(token.key)] == learner.pk

@@ -286,6 +286,50 @@ def test_404_comes_before_400(learner_client):
     assert response.status_code == 404
 
 
+def test_a_valid_body_for_a_missing_course_is_404_and_writes_nothing(
+    learner_client, other_course, learner
+):
+    # The content exists, in another course: the write fails on it, the 404 still wins.
+    services.enrol(user_id=learner.pk, course_id=other_course.pk)
+    before = snapshot()
+    response = post_update(
+        learner_client,
+        courseId=987654,
+        courseContentId=other_course.contents.first().pk,
+        progressStatus="COMPLETED",
+    )
+    assert (response.status_code, response.json()["message"]) == (404, "Course not found.")
+    assert snapshot() == before
+
+
+def test_a_valid_body_naming_a_missing_user_is_404_not_409(
+    client_for, system_user, course, contents
+):
+    before = snapshot()
+    response = post_update(
+        client_for(system_user),
+        userId=987654,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="COMPLETED",
+    )
+    assert (response.status_code, response.json()["message"]) == (404, "User not found.")
+    assert snapshot() == before
+
+
+def test_a_valid_body_for_content_of_another_course_and_a_missing_user_is_404(
+    client_for, system_user, course, other_course
+):
+    response = post_update(
+        client_for(system_user),
+        userId=987654,
+        courseId=course.pk,
+        courseContentId=other_course.contents.first().pk,
+        progressStatus="COMPLETED",
+    )
+    assert (response.status_code, response.json()["message"]) == (404, "User not found.")
+
+
 def test_content_of_another_course_is_400(learner_client, course, other_course, enrolled):
     before = snapshot()
     response = post_update(
@@ -544,13 +588,16 @@ def test_a_learner_update_is_a_handful_of_statements(
 ):
     """Token and permissions come from the token cache; the write locks the enrollment once.
 
-    PostgreSQL: course exists (404) | the write, its checks and the automatic moves, one call
-    of cp_record_progress (progress/upsert_sql.py). Inside the test's transaction the call runs
-    in a savepoint (SAVEPOINT | call | RELEASE), as inside any caller's transaction; a request
-    runs it outside any, as one statement: test_concurrency pins that (2 in all).
+    The course's and the user's existence (404) cost no statement of their own when the body is
+    valid: the write tells them apart from the rest only when it fails (progress/views.py).
 
-    SQLite, the Python path: course exists (404) | BEGIN | lock the enrollment, content in the
-    course | the row | UPDATE the row | the learner's counts | COMMIT. The status did not move,
+    PostgreSQL: the write, its checks and the automatic moves, one call of cp_record_progress
+    (progress/upsert_sql.py). Inside the test's transaction the call runs in a savepoint
+    (SAVEPOINT | call | RELEASE), as inside any caller's transaction; a request runs it outside
+    any, as one statement: test_concurrency pins that (1 in all).
+
+    SQLite, the Python path: BEGIN | lock the enrollment, content in the course | the row |
+    UPDATE the row | the learner's counts | COMMIT. The status did not move,
     so the enrollment is not written by the service; the database's trigger moves its cache
     stamp.
 
@@ -565,7 +612,7 @@ def test_a_learner_update_is_a_handful_of_statements(
     write = 3 if connection.vendor == "postgresql" else 6
     fields = {"courseId": course.pk, "courseContentId": contents[0].pk}
     post_update(learner_client, **fields, progressStatus="IN_PROGRESS", progressPercent=10)
-    with django_assert_num_queries(1 + write + throttle):
+    with django_assert_num_queries(write + throttle):
         response = post_update(
             learner_client, **fields, progressStatus="IN_PROGRESS", progressPercent=20
         )
@@ -573,6 +620,47 @@ def test_a_learner_update_is_a_handful_of_statements(
     assert row_for(learner, contents[0]).percent == Decimal("20.00")
     enrolled.refresh_from_db()
     assert enrolled.status == "IN_PROGRESS"
+
+
+def test_a_learner_update_is_three_redis_round_trips(
+    settings, monkeypatch, learner_client, course, contents, enrolled, committed
+):
+    """With Redis: the token entry and the permission set in one read (MGET), the throttle's
+    sliding log in one script (EVALSHA), the superseded read entries deleted after commit (one
+    DEL of both keys). A Redis of its own, so that it counts the same without REDIS_URL."""
+    import redis
+
+    from tests.redis_tools import RedisServer, redis_cache_settings
+
+    server = RedisServer().start()
+    try:
+        settings.CACHES = redis_cache_settings(server.url)
+        settings.THROTTLE_CACHE = "default"
+        fields = {"courseId": course.pk, "courseContentId": contents[0].pk}
+        for percent in (10, 20):  # the entries stored, the script loaded
+            with committed():
+                post_update(
+                    learner_client,
+                    **fields,
+                    progressStatus="IN_PROGRESS",
+                    **{"progressPercent": percent},
+                )
+        commands = []
+        real = redis.Redis.execute_command
+
+        def counted(self, *args, **kwargs):
+            commands.append(args[0])
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(redis.Redis, "execute_command", counted)
+        with committed():
+            response = post_update(
+                learner_client, **fields, progressStatus="IN_PROGRESS", progressPercent=30
+            )
+        assert response.status_code == 200
+        assert commands == ["MGET", "EVALSHA", "DEL"]
+    finally:
+        server.close()
 
 
 def test_metadata_integers_at_the_64_bit_bounds_are_kept(

@@ -7,7 +7,8 @@ responses and errors.
 The sequences mix learners' merges, exact writes (LOCKED set and cleared), retries of the same
 update, late arrivals with a lower percent or status, metadata merges that grow past 16 KiB (and
 ones only the Python path can size), content of another course or of none, writes of a learner
-who is not enrolled, and enrollment moves and re-enrolments through the services. The clock is
+who is not enrolled, of a user or to a course that does not exist (never written: the
+view's 404 rests on that), and enrollment moves and re-enrolments through the services. The clock is
 frozen per step, so update and completion dates must match to the microsecond.
 
 PostgreSQL only (the project's requires_postgres): SQLite has the Python path alone.
@@ -37,6 +38,8 @@ pytestmark = [requires_postgres, pytest.mark.django_db]
 
 ITEMS = 2
 FOREIGN, MISSING = "foreign", "missing"  # content of another course; an id nothing has
+GHOST = "ghost"
+NO_ID = 2**31 - 1
 STATUSES = ["NOT_STARTED", "IN_PROGRESS", "COMPLETED", "LOCKED"]
 MOVES = ["ENROLLED", "IN_PROGRESS", "COMPLETED", "CERTIFIED", "DROPPED", "EXPIRED"]
 # Pads of these sizes merge into objects under, between and over the limits (16 KiB as
@@ -70,7 +73,9 @@ write = st.fixed_dictionaries(
         "duration": st.one_of(st.none(), st.integers(0, 90)),
         "metadata": metadata,
         "exact": st.sampled_from([False, False, True]),
-        "stranger": st.sampled_from([False] * 9 + [True]),  # a learner with no enrollment
+        # True: a learner with no enrollment; GHOST: a user id nothing has
+        "stranger": st.sampled_from([False] * 8 + [True, GHOST]),
+        "nowhere": st.sampled_from([False] * 9 + [True]),  # a course id nothing has
     }
 )
 KINDS = {
@@ -137,9 +142,10 @@ def run_step(side, action):
     try:
         if action["op"] == "write":
             user = side["stranger"] if action["stranger"] else side["learner"]
+            missing = action["stranger"] == GHOST or action["nowhere"]
             row = services.record_progress(
-                user_id=user.pk,
-                course_id=side["course"].pk,
+                user_id=NO_ID if action["stranger"] == GHOST else user.pk,
+                course_id=NO_ID if action["nowhere"] else side["course"].pk,
                 content_id=side["items"][action["item"]],
                 status=action["status"],
                 percent=action["percent"],
@@ -147,6 +153,9 @@ def run_step(side, action):
                 metadata=action["metadata"],
                 exact=action["exact"],
             )
+            # The view's 404 rests on this: a missing course or user is never written to, the
+            # write fails as "not in the course" or "no active enrollment" (ProgressUpdateView).
+            assert not missing, "a write for a missing course or user succeeded"
             body = format_progress(vars(row))
             assert (
                 body["progressId"]
@@ -231,6 +240,7 @@ def w(item=0, status="IN_PROGRESS", percent=None, duration=None, metadata=None, 
         "metadata": metadata,
         "exact": exact,
         "stranger": False,
+        "nowhere": False,
     }
 
 
@@ -251,6 +261,14 @@ RETRY, ENROL = {"op": "retry"}, {"op": "enrol"}
 @example(steps=[w(metadata={"a": 1}), w(metadata={"b": 2}, percent="30"), RETRY])  # a merge
 @example(steps=[w(status="LOCKED", exact=True), w(percent="50"), w(exact=True), w()])  # LOCKED
 @example(steps=[w(status="COMPLETED"), w(percent="40"), w(status="NOT_STARTED", duration=3)])
+@example(  # a course or a user that does not exist, with the learner's own item or another's
+    steps=[
+        {**w(), "nowhere": True},
+        {**w(item=FOREIGN, exact=True), "stranger": GHOST},
+        {**w(exact=True), "stranger": GHOST},
+        {**w(item=MISSING), "nowhere": True, "stranger": GHOST},
+    ]
+)
 @example(  # merges past 16 KiB (a 400), and past a third of it (the Python path decides)
     steps=[w(metadata={"p": "x" * 9000}), w(metadata={"q": "x" * 9000}), w(metadata={"q": "y"})]
 )

@@ -202,3 +202,69 @@ def test_the_token_limit_is_stored_where_settings_say(tight, anon, learner):
 
     token_request(anon)
     assert caches[settings.THROTTLE_CACHE].get("throttle_auth_token_127.0.0.1")
+
+
+# --- one sliding log, whatever stores it ------------------------------------------------------
+
+
+@pytest.fixture(params=["redis", "database"])
+def throttle_store(request, settings, db):
+    """The two stores of the counts: Redis (one script per request, courseprogress/throttling.py)
+    and, without REDIS_URL, the database table (DRF's get + set)."""
+    import os
+
+    from django.core.management import call_command
+
+    from tests.redis_tools import RedisServer, redis_cache_settings
+
+    if request.param == "database":
+        settings.CACHES = {
+            **settings.CACHES,
+            "throttle": {
+                "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                "LOCATION": "courseprogress_throttle_cache",
+                "KEY_PREFIX": f"throttle-test-{os.getpid()}",
+            },
+        }
+        call_command("createcachetable", verbosity=0)
+        settings.THROTTLE_CACHE = "throttle"
+        yield request.param
+        return
+    server = RedisServer().start()
+    settings.CACHES = redis_cache_settings(server.url)
+    settings.THROTTLE_CACHE = "default"
+    try:
+        yield request.param
+    finally:
+        server.close()
+
+
+def test_both_stores_keep_the_same_sliding_window(
+    throttle_store, tight, monkeypatch, client_for, learner, course, contents, enrolled
+):
+    """2 a minute: a request is refused while two of the last 60 s were let through, and
+    Retry-After says when the oldest of them leaves the window."""
+    from courseprogress.throttling import ProgressUpdateThrottle
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(ProgressUpdateThrottle, "timer", staticmethod(lambda: clock[0]))
+    body = {
+        "courseId": course.pk,
+        "courseContentId": contents[0].pk,
+        "progressStatus": "IN_PROGRESS",
+    }
+    client = client_for(learner)
+    seen = []
+    for at in (0, 10, 20, 30, 61, 62, 71):
+        clock[0] = 1_700_000_000.0 + at
+        response = client.post("/user-progress/update", body, format="json")
+        seen.append((at, response.status_code, response.get("Retry-After")))
+    assert seen == [
+        (0, 200, None),
+        (10, 200, None),
+        (20, 429, "40"),
+        (30, 429, "30"),
+        (61, 200, None),  # the request of 0 s has left the window
+        (62, 429, "8"),
+        (71, 200, None),
+    ]
