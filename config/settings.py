@@ -126,6 +126,7 @@ DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 20_000)
 # page's statement (cost ~260,000 for 20 learners of 500) spent 25 of its 45 ms compiling, to
 # run short loops once. Off for this app's sessions unless DB_JIT=on (bench/RESULTS.md).
 DB_JIT = env_bool("DB_JIT", False)
+PG_ENGINE = "courseprogress.db"
 PG_SESSION_OPTIONS = f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}" + (
     "" if DB_JIT else " -c jit=off"
 )
@@ -136,6 +137,9 @@ if DATABASE_URL:
         )
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a health check that asks the socket, not the server
+        # (courseprogress/db/base.py): one round trip fewer per request.
+        DATABASES["default"]["ENGINE"] = PG_ENGINE
         DATABASES["default"].setdefault("OPTIONS", {})["options"] = PG_SESSION_OPTIONS
 else:
     DATABASES = {
@@ -162,11 +166,12 @@ REPLICA_RETRY_SECONDS = env_float("REPLICA_RETRY_SECONDS", 5.0)
 REPLICA_CONNECT_TIMEOUT = env_int("REPLICA_CONNECT_TIMEOUT", 2)
 REPLICA_DATABASES = []
 for number, url in enumerate(DATABASE_REPLICA_URLS, start=1):
-    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if DATABASES["default"]["ENGINE"] != PG_ENGINE:
         raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs DATABASE_URL on PostgreSQL")
     replica = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
     if replica["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS: not a PostgreSQL URL: {url!r}")
+    replica["ENGINE"] = PG_ENGINE
     replica.setdefault("OPTIONS", {}).update(
         options=PG_SESSION_OPTIONS,
         connect_timeout=REPLICA_CONNECT_TIMEOUT,

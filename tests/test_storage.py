@@ -1,8 +1,10 @@
 """On PostgreSQL the migrations create the contract's schema (section 4)."""
 
+import time
+
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from tests.conftest import requires_postgres
 
@@ -166,3 +168,40 @@ def test_sessions_run_without_jit_and_with_the_statement_timeout():
         assert cursor.fetchone()[0] == "off"
         cursor.execute("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
         assert int(cursor.fetchone()[0]) == settings.DB_STATEMENT_TIMEOUT_MS
+
+
+def test_the_health_check_of_an_idle_connection_sends_nothing():
+    """CONN_HEALTH_CHECKS asks the socket, not the server (courseprogress/db/base.py): no
+    `SELECT 1` round trip before each request's first statement."""
+    from unittest import mock
+
+    connection.ensure_connection()
+    raw = connection.connection
+    with mock.patch.object(raw, "cursor", side_effect=AssertionError("a round trip")):
+        assert connection.is_usable()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_is_replaced_before_the_next_request(client):
+    import psycopg
+
+    client.get("/healthz")
+    connection.ensure_connection()
+    old_pid = connection.connection.info.backend_pid
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [old_pid])
+        # The server's goodbye reaches the socket before the next request starts.
+        for _ in range(50):
+            if not connection.is_usable():
+                break
+            time.sleep(0.02)
+    assert not connection.is_usable()
+    close_old_connections()  # what Django's handler runs as a request starts (the test client
+    # leaves it out); the health check then runs before the request's first statement
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+    assert connection.connection.info.backend_pid != old_pid
