@@ -211,6 +211,17 @@ def _order_sql(queryset: QuerySet, source: str) -> str:
     return ", ".join(terms)
 
 
+def _sorts_by(queryset: QuerySet, name: str) -> bool:
+    """Whether `queryset` is ordered by the column or annotation `name` (as _order_sql reads
+    its ordering)."""
+    for item in queryset.query.order_by:
+        if isinstance(item, OrderBy):
+            item = getattr(item.expression, "name", None)
+        if isinstance(item, str) and item.lstrip("-") == name:
+            return True
+    return False
+
+
 def _learner_entries_json(
     enrollments: QuerySet, *, course_id: int, alias: str, page: slice | None = None
 ) -> tuple[list[dict], int | None]:
@@ -219,7 +230,12 @@ def _learner_entries_json(
     that slice of them, in order, and the number of enrollments before slicing (None when the
     slice is empty: no row carried it)."""
     selected = enrollments.values(*ENROLLMENT_VALUES, "progress")
-    if page is not None:
+    if page is not None and not _sorts_by(enrollments, "progress"):
+        # Slice first, then the progress of the page's rows only: under a LIMIT the
+        # planner computes the target list (the progress subquery) for every row it
+        # skips to reach OFFSET too (360 rows at page 18 instead of 20).
+        selected = selected.filter(pk__in=enrollments.values("pk")[page])
+    elif page is not None:
         selected = selected[page]
     learners_sql, learners_params = _sql(selected, alias)
     rows_sql = _values_sql(ContentProgress, PROGRESS_VALUES, ("course_id",))
