@@ -215,9 +215,8 @@ def _sorts_by(queryset: QuerySet, name: str) -> bool:
     """Whether `queryset` is ordered by the column or annotation `name` (as _order_sql reads
     its ordering)."""
     for item in queryset.query.order_by:
-        if isinstance(item, OrderBy):
-            item = getattr(item.expression, "name", None)
-        if isinstance(item, str) and item.lstrip("-") == name:
+        term = getattr(item.expression, "name", None) if isinstance(item, OrderBy) else item
+        if isinstance(term, str) and term.lstrip("-") == name:
             return True
     return False
 
