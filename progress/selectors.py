@@ -221,13 +221,16 @@ def _sorts_by(queryset: QuerySet, name: str) -> bool:
     return False
 
 
-def _learner_entries_json(
-    enrollments: QuerySet, *, course_id: int, alias: str, page: slice | None = None
-) -> tuple[list[dict], int | None]:
-    """The 3.2 entries of `enrollments` (a course_learners() queryset, filtered and sorted) in
-    one statement: each learner's progress, enrollment object and rows; with `page`, only
-    that slice of them, in order, and the number of enrollments before slicing (None when the
-    slice is empty: no row carried it)."""
+def _learner_entries_statement(
+    enrollments: QuerySet,
+    *,
+    course_id: int,
+    alias: str,
+    page: slice | None = None,
+    time_zone: str | None = None,
+) -> tuple[str, tuple]:
+    """The statement of _learner_entries_json (its SQL and parameters); local dates and
+    times in `time_zone` (default: TIME_ZONE)."""
     selected = enrollments.values(*ENROLLMENT_VALUES, "progress")
     if page is not None and not _sorts_by(enrollments, "progress"):
         # Slice first, then the progress of the page's rows only: under a LIMIT the
@@ -246,13 +249,18 @@ def _learner_entries_json(
     ordering = f" ORDER BY {_order_sql(enrollments, 'l')}" if enrollments.query.order_by else ""
     sql = (
         f'SELECT l."user_id", l."progress", {total_sql},'
-        f" {json_object_sql(ENROLLMENT_FIELDS, 'l')},"
-        f" (SELECT {_json_list_sql(PROGRESS_FIELDS, 'r', LOG_ORDER)} FROM ({rows_sql}) r"
+        f" {json_object_sql(ENROLLMENT_FIELDS, 'l', time_zone)},"
+        f" (SELECT {_json_list_sql(PROGRESS_FIELDS, 'r', LOG_ORDER, time_zone)}"
+        f" FROM ({rows_sql}) r"
         f' WHERE r."user_id" = l."user_id")'
         f" FROM ({learners_sql}) l{ordering}"
     )
+    return sql, total_params + rows_params + learners_params
+
+
+def _run_learner_entries(sql: str, params: tuple, alias: str) -> tuple[list[dict], int | None]:
     with connections[alias].cursor() as cursor:
-        cursor.execute(sql, total_params + rows_params + learners_params)
+        cursor.execute(sql, params)
         found = cursor.fetchall()
     entries = [
         {
@@ -264,6 +272,70 @@ def _learner_entries_json(
         for user_id, progress, _, enrollment, rows in found
     ]
     return entries, (found[0][2] if found else None)
+
+
+def _learner_entries_json(
+    enrollments: QuerySet, *, course_id: int, alias: str, page: slice | None = None
+) -> tuple[list[dict], int | None]:
+    """The 3.2 entries of `enrollments` (a course_learners() queryset, filtered and sorted) in
+    one statement: each learner's progress, enrollment object and rows; with `page`, only
+    that slice of them, in order, and the number of enrollments before slicing (None when the
+    slice is empty: no row carried it)."""
+    sql, params = _learner_entries_statement(
+        enrollments, course_id=course_id, alias=alias, page=page
+    )
+    return _run_learner_entries(sql, params, alias)
+
+
+# The course page's statement, compiled once per shape. Building it (course_learners(),
+# django-filter's filtering and sorting, the ORM's compiler) cost ~7 ms of CPU a request, more
+# than running it; what varies between requests of one shape is only the course id (a
+# parameter) and the page's LIMIT and OFFSET (numbers the compiler writes into the SQL). The
+# statement is compiled by the same code from stand-in values, which are then swapped for the
+# request's; tests/test_json_from_database.py runs it on a new course every example.
+_COURSE_STAND_IN = -918_273_645  # no course id, percent or count ever equals it
+_OFFSET_STAND_IN, _LIMIT_STAND_IN = 900_000_007, 800_000_011
+
+
+@functools.lru_cache(maxsize=256)
+def _course_page_template(
+    alias: str, time_zone: str, shape: tuple[tuple[str, str], ...]
+) -> tuple[str, tuple, tuple[int, ...], str]:
+    """(SQL, parameters, the positions of the course id among them, the LIMIT/OFFSET text to
+    replace) of the course page of `shape` (the validated status, sortBy and order)."""
+    filterset = CourseLearnersFilter(
+        dict(shape), queryset=course_learners(course_id=_COURSE_STAND_IN)
+    )
+    if not filterset.is_valid():  # validated before: cannot happen
+        raise InvalidQuery(filterset.errors)
+    page = slice(_OFFSET_STAND_IN, _OFFSET_STAND_IN + _LIMIT_STAND_IN)
+    sql, params = _learner_entries_statement(
+        filterset.qs, course_id=_COURSE_STAND_IN, alias=alias, page=page, time_zone=time_zone
+    )
+    slots = tuple(
+        i for i, value in enumerate(params) if type(value) is int and value == _COURSE_STAND_IN
+    )
+    limit_offset = f"LIMIT {_LIMIT_STAND_IN} OFFSET {_OFFSET_STAND_IN}"
+    if sql.count(limit_offset) != 1 or str(_COURSE_STAND_IN) in sql or not slots:
+        raise RuntimeError("The course page's statement no longer has the expected shape")
+    return sql, params, slots, limit_offset
+
+
+def _course_page_json(
+    *, course_id: int, validated: dict, alias: str
+) -> tuple[list[dict], int | None]:
+    """_learner_entries_json of the course page `validated` (validated_params()) asks for,
+    from the statement compiled once for its shape."""
+    shape = tuple(
+        (name, str(validated[name])) for name in ("status", "sortBy", "order") if name in validated
+    )
+    sql, params, slots, limit_offset = _course_page_template(alias, settings.TIME_ZONE, shape)
+    values = list(params)
+    for slot in slots:
+        values[slot] = course_id
+    offset, limit = (validated["page"] - 1) * validated["limit"], validated["limit"]
+    sql = sql.replace(limit_offset, f"LIMIT {int(limit)} OFFSET {int(offset)}")
+    return _run_learner_entries(sql, tuple(values), alias)
 
 
 def _rows_page_json(
@@ -457,29 +529,39 @@ def learner_entries(enrollments: list[dict], *, course_id: int) -> list[dict]:
     ]
 
 
-def course_page(*, course_id: int, params, contents: int | None = None) -> dict:
-    """3.2: one page of the course's learners, each with progress and activity logs."""
+def course_page(
+    *, course_id: int, params, contents: int | None = None, validated: dict | None = None
+) -> dict:
+    """3.2: one page of the course's learners, each with progress and activity logs.
+    `validated`: validated_params() of `params`, when the caller has it already."""
     reject_blank_or_repeated(params)
+    pagination = course_page_pagination()
+    alias = replicas.reading_on()
+    if contents is None and json_from_database(alias):  # one statement: page, count, JSON
+        if validated is None:
+            validated = validated_params(CourseLearnersFilter, params, pagination)
+        entries, total = _course_page_json(course_id=course_id, validated=validated, alias=alias)
+        if total is None:  # a page past the end, or nobody enrolled
+            total = _course_learners_filtered(course_id, params, contents).count()
+        page, limit = validated["page"], validated["limit"]
+        return {"results": entries, "pagination": pagination.pagination(page, limit, total)}
+    enrollments, meta = pagination.paginate(
+        _course_learners_filtered(course_id, params, contents).values(
+            *ENROLLMENT_VALUES, "progress"
+        ),
+        params,
+    )
+    return {"results": learner_entries(enrollments, course_id=course_id), "pagination": meta}
+
+
+def _course_learners_filtered(course_id: int, params, contents: int | None) -> QuerySet:
+    """course_learners() filtered and sorted as the query parameters say (400 on bad ones)."""
     filterset = CourseLearnersFilter(
         params, queryset=course_learners(course_id=course_id, contents=contents)
     )
     if not filterset.is_valid():
         raise InvalidQuery(filterset.errors)
-    pagination = course_page_pagination()
-    alias = replicas.reading_on()
-    if json_from_database(alias):  # one statement: the page, its count, the JSON
-        page, limit = pagination.parse(params)
-        offset = (page - 1) * limit
-        entries, total = _learner_entries_json(
-            filterset.qs, course_id=course_id, alias=alias, page=slice(offset, offset + limit)
-        )
-        if total is None:  # a page past the end, or nobody enrolled
-            total = filterset.qs.count()
-        return {"results": entries, "pagination": pagination.pagination(page, limit, total)}
-    enrollments, meta = pagination.paginate(
-        filterset.qs.values(*ENROLLMENT_VALUES, "progress"), params
-    )
-    return {"results": learner_entries(enrollments, course_id=course_id), "pagination": meta}
+    return filterset.qs
 
 
 def cached_course_page(*, course_id: int, params) -> dict:
@@ -491,7 +573,7 @@ def cached_course_page(*, course_id: int, params) -> dict:
     return read_cache.cached(
         read_cache.course_page_key(course_id, validated),
         stamp,
-        lambda: course_page(course_id=course_id, params=params),
+        lambda: course_page(course_id=course_id, params=params, validated=validated),
         ttl_name="COURSE_PAGE",
     )
 
