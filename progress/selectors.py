@@ -440,14 +440,20 @@ def cached_activities_page(*, course_id: int, user_id: int, params) -> dict:
 # --- per-learner course progress (course page, bulk) ------------------------------------------
 
 
-def _score_total():
-    """The sum of the learner's item scores in the enrollment's course, as a float expression:
-    each item scores 100 when COMPLETED, else its percent, else 0 without a row."""
-    score = Case(
+def item_score():
+    """A progress row's score, as an expression on ContentProgress: 100 when COMPLETED, else
+    its percent (an item without a row scores 0: the callers' COALESCE / division)."""
+    return Case(
         When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
         default=F("percent"),
         output_field=DecimalField(max_digits=7, decimal_places=2),
     )
+
+
+def _score_total():
+    """The sum of the learner's item scores in the enrollment's course, as a float expression:
+    each item scores 100 when COMPLETED, else its percent, else 0 without a row."""
+    score = item_score()
     total = (
         ContentProgress.objects.filter(user_id=OuterRef("user_id"), course_id=OuterRef("course_id"))
         .order_by()
@@ -636,11 +642,7 @@ def course_analytics(*, course_id: int) -> dict:
     if not stats["course"]:
         raise NotFound("Course not found.")
 
-    score = Case(
-        When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
-        default=F("percent"),
-        output_field=DecimalField(max_digits=7, decimal_places=2),
-    )
+    score = item_score()
     enrolled = Enrollment.objects.filter(course_id=course_id).values("user_id")
     per_content = {
         content_id: (rows, completions, avg_duration, content_score)
