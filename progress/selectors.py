@@ -295,6 +295,7 @@ def _learner_entries_json(
 # request's; tests/test_json_from_database.py runs it on a new course every example.
 _COURSE_STAND_IN = -918_273_645  # no course id, percent or count ever equals it
 _OFFSET_STAND_IN, _LIMIT_STAND_IN = 900_000_007, 800_000_011
+_LAST_OFFSET = 2**62
 
 
 @functools.lru_cache(maxsize=256)
@@ -333,7 +334,9 @@ def _course_page_json(
     values = list(params)
     for slot in slots:
         values[slot] = course_id
-    offset, limit = (validated["page"] - 1) * validated["limit"], validated["limit"]
+    limit = validated["limit"]
+    # Any offset past the enrollments gives the same empty page; PostgreSQL's is a bigint.
+    offset = min((validated["page"] - 1) * limit, _LAST_OFFSET)
     sql = sql.replace(limit_offset, f"LIMIT {int(limit)} OFFSET {int(offset)}")
     return _run_learner_entries(sql, tuple(values), alias)
 

@@ -196,3 +196,13 @@ def test_each_course_status_and_page_gets_its_own_learners(
         in_progress = learners[course.pk][1::-1] if target == course else []
         assert [entry["userId"] for entry in body["results"]] == in_progress
         assert body["pagination"]["totalItems"] == len(in_progress)
+
+
+@pytest.mark.parametrize("sort", ["progress", "enrollmentDate"])
+def test_a_page_beyond_any_offset_is_empty(client_for, instructor, course, enrolled, sort):
+    """page=10**20 asks for an offset no database integer holds: still a page past the end."""
+    response = client_for(instructor).get(url(course, f"?page={10**20}&sortBy={sort}"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["results"] == []
+    assert body["pagination"] == {"page": 10**20, "limit": 20, "totalItems": 1, "totalPages": 1}
