@@ -416,7 +416,7 @@ def activities_page(*, course_id: int, user_id: int, params) -> dict:
     alias = replicas.reading_on()
     if json_from_database(alias):  # one statement: the count and the page as JSON
         page, limit = pagination.parse(params)
-        offset = (page - 1) * limit
+        offset = min((page - 1) * limit, _LAST_OFFSET)  # past the end either way
         results, total = _rows_page_json(
             filterset.qs, ACTIVITY_FIELDS, alias=alias, page=slice(offset, offset + limit)
         )
