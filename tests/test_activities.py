@@ -165,3 +165,12 @@ def test_query_count_does_not_grow_with_rows(
     clear_test_cache()
     with django_assert_num_queries(statements):
         client.get(url(course, learner.pk))
+
+
+def test_a_page_beyond_any_offset_is_empty(client_for, course, learner, rows):
+    """page=10**20 asks for an offset no database integer holds: still a page past the end."""
+    response = client_for(learner).get(url(course, learner.pk, f"?page={10**20}"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["results"] == []
+    assert body["pagination"] == {"page": 10**20, "limit": 100, "totalItems": 3, "totalPages": 1}

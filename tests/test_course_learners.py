@@ -152,3 +152,57 @@ def test_rows_of_other_courses_do_not_count(
     assert body["results"][0]["progress"] == 0
     assert body["results"][0]["activityLogs"] == []
     assert ContentProgress.objects.count() == 1
+
+
+def test_each_course_status_and_page_gets_its_own_learners(
+    client_for, admin_user, course, contents, other_course, make_user
+):
+    """The same query on two courses, page by page (on PostgreSQL the statement of a query's
+    shape is compiled once and reused with the course, LIMIT and OFFSET of each request)."""
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    learners = {course.pk: [], other_course.pk: []}
+    for i in range(5):
+        for target in (course, other_course):
+            user = make_user(f"c{target.pk}-{i}")
+            enrollment = factories.enrol(user, target)
+            Enrollment.objects.filter(pk=enrollment.pk).update(enrolled_at=base + timedelta(i))
+            learners[target.pk].append(user.pk)
+    for user_id in learners[course.pk][:2]:  # two IN_PROGRESS, 0.33 % and 16.67 %
+        factories.record(
+            Enrollment.objects.get(user_id=user_id, course=course).user,
+            contents[0],
+            "IN_PROGRESS",
+            percent=Decimal(1) if user_id == learners[course.pk][0] else Decimal(50),
+        )
+    client = client_for(admin_user)
+    for target in (course, other_course, course):
+        for query, expected in (
+            ("sortBy=enrollmentDate&order=desc", learners[target.pk][::-1]),
+            ("sortBy=completionDate", learners[target.pk]),
+            ("sortBy=progress&order=asc", learners[target.pk]),
+        ):
+            if target == course and query.startswith("sortBy=progress"):
+                expected = [*learners[course.pk][2:], *learners[course.pk][:2]]
+            seen = []
+            for page in (1, 2, 3, 4):
+                body = client.get(url(target, f"?{query}&limit=2&page={page}")).json()
+                assert body["pagination"]["totalItems"] == 5
+                seen += [entry["userId"] for entry in body["results"]]
+                assert all(
+                    entry["enrollments"]["courseId"] == target.pk for entry in body["results"]
+                )
+            assert seen == expected, (target.pk, query)
+        body = client.get(url(target, "?status=IN_PROGRESS&sortBy=progress&order=desc")).json()
+        in_progress = learners[course.pk][1::-1] if target == course else []
+        assert [entry["userId"] for entry in body["results"]] == in_progress
+        assert body["pagination"]["totalItems"] == len(in_progress)
+
+
+@pytest.mark.parametrize("sort", ["progress", "enrollmentDate"])
+def test_a_page_beyond_any_offset_is_empty(client_for, instructor, course, enrolled, sort):
+    """page=10**20 asks for an offset no database integer holds: still a page past the end."""
+    response = client_for(instructor).get(url(course, f"?page={10**20}&sortBy={sort}"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["results"] == []
+    assert body["pagination"] == {"page": 10**20, "limit": 20, "totalItems": 1, "totalPages": 1}
