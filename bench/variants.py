@@ -12,7 +12,7 @@ Names:
   no-health-checks  CONN_HEALTH_CHECKS off (no `SELECT 1` before each request's first query)
   framework-before  the per-request framework levers of issue 17 undone (DRF's negotiation for
                     every request, Django's eager message storage, the token's user rebuilt by
-                    from_db): see bench/framework.py's LEVERS and bench/notes-17-framework.md
+                    from_db): see bench/framework.py's LEVERS and bench/notes.md (issue 17)
 """
 
 import os

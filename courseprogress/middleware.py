@@ -74,8 +74,8 @@ class LazyMessageMiddleware(MessageMiddleware):
     every request, and writes it back after; only the admin and the dashboard ever add or read
     a message, never an API request. Here `request._messages` is a lazy object: a request that
     never touches it builds nothing and writes nothing back; one that does behaves exactly as
-    under Django's class (same storage, same cookie). bench/notes-17-framework.md has the
-    figures."""
+    under Django's class (same storage, same cookie). bench/notes.md (issue 17, "The
+    framework's cost of every request") has the figures."""
 
     def process_request(self, request):
         request._messages = SimpleLazyObject(lambda: default_storage(request))

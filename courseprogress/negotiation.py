@@ -12,7 +12,7 @@ Almost every API request asks for what the first renderer writes: `Accept: appli
 `*/*` or no Accept header, and no `format` parameter. For those the answer is known without
 parsing the header or the query string (DRF's own loop returns the first renderer and its media
 type for them); every other request goes through DRF's negotiation unchanged. That shortcut
-saves ~10 % of the CPU of the framework's floor (bench/notes-17-framework.md).
+saves ~10 % of the CPU of the framework's floor (bench/notes.md, issue 17).
 """
 
 from django.core.exceptions import SuspiciousOperation

@@ -200,7 +200,7 @@ class ProgressUpdateView(ApiView):
         # 404 before 400 and 409, without a statement of its own when the body is valid: the
         # write finds a missing course or user anyway (content "not in the course", or "no
         # active enrollment"), and only then are the ids looked up, to tell which it was. A
-        # valid update is one statement on PostgreSQL (bench/notes-17-write.md, second pass).
+        # valid update is one statement on PostgreSQL (bench/notes.md, issue 17, "Second pass").
         serializer = ProgressUpdateIn(data=request.data)
         if not serializer.is_valid():
             ensure_named_ids_exist(request)
