@@ -43,8 +43,8 @@ def metadata_problem(data) -> str | None:
       them and fails the whole statement;
     - nesting deeper than MAX_METADATA_DEPTH: reading it back overflows Python's recursion
       limit, on every read of the learner and of the course;
-    - an integer outside signed 64 bits: the renderer (orjson) cannot write it, and JavaScript
-      clients would silently round it.
+    - an integer outside signed 64 bits (or a float that jsonb would store as one): the
+      renderer (orjson) cannot write it, and JavaScript clients would silently round it.
     The API's serializers and the admin's forms (through validate_metadata) apply it, and the
     services apply it again to the result of a learner's merge (what is stored)."""
     if not isinstance(data, dict):
@@ -62,6 +62,11 @@ def metadata_problem(data) -> str | None:
         elif isinstance(item, int):
             if not MIN_METADATA_INT <= item <= MAX_METADATA_INT:
                 return "integer_out_of_range"
+        elif isinstance(item, float):
+            # jsonb keeps a number's value, not its spelling: 1e20 comes back as the integer
+            # 100000000000000000000, as out of range as if it had been sent so.
+            if not MIN_METADATA_INT < item < MAX_METADATA_INT:
+                return "integer_out_of_range"
         elif isinstance(item, dict | list):
             if depth > MAX_METADATA_DEPTH:
                 return "too_deep"
@@ -75,6 +80,21 @@ def metadata_problem(data) -> str | None:
     except ValueError:
         return "not_object"
     return "too_large" if size > MAX_METADATA_BYTES else None
+
+
+def same_metadata(a, b) -> bool:
+    """Whether two metadata values are the same JSON, as PostgreSQL's jsonb compares them:
+    numbers by value (1 == 1.0), but a boolean is never a number (Python's True == 1 is not
+    JSON's). Decides whether an update changes stored metadata, on every write path."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_metadata(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(same_metadata, a, b))
+    if isinstance(a, dict | list) or isinstance(b, dict | list):
+        return False
+    return a == b
 
 
 # An absolute http(s) URI (RFC 3986, ASCII): host, optional port, path, query, fragment. The one

@@ -31,6 +31,7 @@ from progress.models import (
     ProgressStatus,
     certificate_url_ok,
     metadata_problem,
+    same_metadata,
 )
 
 HUNDRED = Decimal("100.00")
@@ -225,7 +226,7 @@ def record_progress_in_sql(
         row_metadata = metadata
     elif old_metadata is not None:
         wanted = metadata if exact else {**old_metadata, **cast(dict, metadata)}
-        row_metadata = wanted if wanted != old_metadata else old_metadata
+        row_metadata = old_metadata if same_metadata(wanted, old_metadata) else wanted
     row = ContentProgress(
         id=row_id,
         user_id=user_id,
@@ -283,7 +284,12 @@ def merged_progress_fields(
     return {
         name: value
         for name, value in wanted.items()
-        if value is not None and value != getattr(row, name)
+        if value is not None
+        and not (
+            same_metadata(value, row.metadata)
+            if name == "metadata"
+            else value == getattr(row, name)
+        )
     }
 
 

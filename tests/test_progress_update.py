@@ -706,3 +706,37 @@ def test_the_size_rule_applies_to_the_merged_metadata(
     )
     assert third.status_code == 200
     assert row_for(learner, contents[0]).metadata == {"a": "z" * 9000}
+
+
+def test_a_boolean_over_the_number_it_equals_in_python_is_a_change(
+    learner_client, learner, course, contents, enrolled
+):
+    """JSON's false is not 0 (Python's False == 0 is): the update is stored and answered."""
+    base = {"courseId": course.pk, "courseContentId": contents[0].pk}
+    post_update(learner_client, **base, progressStatus="IN_PROGRESS", metadata={"done": 0})
+    response = post_update(
+        learner_client, **base, progressStatus="IN_PROGRESS", metadata={"done": False}
+    )
+    assert response.status_code == 200
+    assert response.json()["results"]["metadata"] == {"done": False}
+    stored = row_for(learner, contents[0]).metadata["done"]
+    assert stored is False
+    read = learner_client.get(f"/user-progress/{course.pk}/{learner.pk}").json()["results"]
+    assert read["activityLogs"][0]["metadata"] == {"done": False}
+
+
+def test_a_float_stored_as_an_integer_beyond_64_bits_is_refused(
+    learner_client, learner, course, contents, enrolled
+):
+    """jsonb stores 1e20 as the integer 100000000000000000000: refused as such an integer."""
+    before = snapshot()
+    response = post_update(
+        learner_client,
+        courseId=course.pk,
+        courseContentId=contents[0].pk,
+        progressStatus="IN_PROGRESS",
+        metadata={"big": 1e20},
+    )
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["metadata"]
+    assert snapshot() == before

@@ -51,7 +51,13 @@ metadata = st.one_of(
     st.just({}),
     st.dictionaries(
         st.sampled_from(["a", "b", "pos", "é"]),
-        st.one_of(st.integers(-5, 5), st.text("xyé", max_size=4)),
+        # booleans beside the numbers they equal in Python (True == 1), floats beside integers
+        st.one_of(
+            st.integers(-1, 2),
+            st.booleans(),
+            st.sampled_from([1.0, 0.5]),
+            st.text("xyé", max_size=4),
+        ),
         min_size=1,
         max_size=3,
     ),
@@ -259,6 +265,7 @@ RETRY, ENROL = {"op": "retry"}, {"op": "enrol"}
 @given(steps=st.lists(step, min_size=1, max_size=12))
 # Sequences that must always run, whatever Hypothesis draws:
 @example(steps=[w(metadata={"a": 1}), w(metadata={"b": 2}, percent="30"), RETRY])  # a merge
+@example(steps=[w(metadata={"a": 1}), w(metadata={"a": True}), w(metadata={"a": 1.0}, exact=True)])
 @example(steps=[w(status="LOCKED", exact=True), w(percent="50"), w(exact=True), w()])  # LOCKED
 @example(steps=[w(status="COMPLETED"), w(percent="40"), w(status="NOT_STARTED", duration=3)])
 @example(  # a course or a user that does not exist, with the learner's own item or another's
