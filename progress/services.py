@@ -213,20 +213,13 @@ def record_progress_in_sql(
         cursor.execute(upsert_sql.CALL, params)
         results = cursor.fetchall()
     outcome, row_id, row_status, row_percent, row_duration, row_metadata, *rest = results[0]
-    created_at, updated_at, wrote, created, old_metadata = rest
-    # Django's psycopg connection leaves jsonb as text, for JSONField to parse.
-    row_metadata, old_metadata = (_json(row_metadata), _json(old_metadata))
+    created_at, updated_at, wrote = rest
     if outcome == upsert_sql.CHECK_METADATA:
         return None
     if outcome in _SQL_ERRORS:
         raise _SQL_ERRORS[outcome]()
-    # The response shows metadata as the Python path's row holds it: the sent object as sent
-    # where it changed what was stored, else the stored one.
-    if created and metadata is not None:
-        row_metadata = metadata
-    elif old_metadata is not None:
-        wanted = metadata if exact else {**old_metadata, **cast(dict, metadata)}
-        row_metadata = old_metadata if same_metadata(wanted, old_metadata) else wanted
+    # The row as stored (Django's psycopg connection leaves jsonb as text, for JSONField to
+    # parse): the response shows metadata as every later read will.
     row = ContentProgress(
         id=row_id,
         user_id=user_id,
@@ -235,7 +228,7 @@ def record_progress_in_sql(
         status=row_status,
         percent=row_percent,
         duration=row_duration,
-        metadata=row_metadata,
+        metadata=_json(row_metadata),
         created_at=created_at,
         updated_at=updated_at,
     )

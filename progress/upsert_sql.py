@@ -81,9 +81,10 @@ CREATE OR REPLACE FUNCTION {FUNCTION}(
 ) RETURNS TABLE (
     outcome text, row_id integer, row_status text, row_percent numeric, row_duration integer,
     row_metadata jsonb, row_created_at timestamptz, row_updated_at timestamptz,
-    wrote boolean, created boolean, old_metadata jsonb
+    wrote boolean
 ) LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
+    created boolean;
     enr record;
     old record;
     new_status text;
@@ -146,11 +147,6 @@ BEGIN
     END LOOP;
 
     IF NOT created THEN
-        IF p_metadata IS NOT NULL AND (p_exact OR p_metadata <> '{{}}'::jsonb) THEN
-            -- For the response: what the Python path shows where sent metadata meets a
-            -- stored object.
-            old_metadata := old.metadata;
-        END IF;
         IF p_exact THEN
             -- System users and admins: the fields sent, as sent.
             new_status := p_status;
@@ -160,7 +156,6 @@ BEGIN
         ELSE
             IF old.progressstatus = '{P.LOCKED}' THEN
                 outcome := '{LOCKED}';
-                old_metadata := NULL;
                 RETURN NEXT;
                 RETURN;
             END IF;
@@ -174,7 +169,6 @@ BEGIN
                 new_metadata := old.metadata || p_metadata;
                 IF octet_length(new_metadata::text) > {METADATA_SURE_BYTES} THEN
                     outcome := '{CHECK_METADATA}';
-                    old_metadata := NULL;
                     RETURN NEXT;
                     RETURN;
                 END IF;
@@ -242,7 +236,8 @@ END $fn$;
 
 
 def install_sql() -> list[str]:
-    return [function_sql()]
+    # CREATE OR REPLACE cannot change a function's result columns: drop whatever is installed.
+    return [*uninstall_sql(), function_sql()]
 
 
 def uninstall_sql() -> list[str]:
@@ -263,6 +258,6 @@ def uninstall(schema_editor) -> None:
 
 CALL = (
     f"SELECT outcome, row_id, row_status, row_percent, row_duration, row_metadata,"
-    f" row_created_at, row_updated_at, wrote, created, old_metadata"
+    f" row_created_at, row_updated_at, wrote"
     f" FROM {FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
