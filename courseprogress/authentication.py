@@ -111,7 +111,7 @@ class CachedTokenAuthentication(TokenAuthentication):
         ttl = cache_ttl()
         if ttl <= 0:
             return super().authenticate_credentials(key)
-        entry = _cache_get(cache_key(key))
+        entry, prefetched = _cache_get(cache_key(key))
         if entry is not None:
             try:
                 user, token = _rebuild(key, entry)
@@ -121,7 +121,7 @@ class CachedTokenAuthentication(TokenAuthentication):
                 if not user.is_active:
                     raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
                 _remember_user(cache_key(key), user.pk)
-                holder, perms = entry.get(PREFETCHED_PERMS, (None, None))
+                holder, perms = prefetched
                 if holder == user.pk:
                     auth_backends.prime(user, perms)
                 return user, token
@@ -138,7 +138,6 @@ class CachedTokenAuthentication(TokenAuthentication):
 # checked against the entry's user before the set is used.
 _TOKEN_USERS: dict[str, int] = {}
 _TOKEN_USERS_MAX = 50_000
-PREFETCHED_PERMS = "_prefetched_perms"
 
 
 def _remember_user(entry_key: str, user_id: int) -> None:
@@ -148,22 +147,20 @@ def _remember_user(entry_key: str, user_id: int) -> None:
         _TOKEN_USERS[entry_key] = user_id
 
 
-def _cache_get(key: str):
-    """The token's entry; with the permission set of the user this process last saw with the
-    token, read in the same round trip, under PREFETCHED_PERMS as (user id, set)."""
+def _cache_get(key: str) -> tuple[dict | None, tuple[int | None, object]]:
+    """The token's entry (None: no usable entry), and (user id, permission set) of the user
+    this process last saw with the token, read in the same round trip ((None, None): not
+    fetched)."""
     user_id = _TOKEN_USERS.get(key)
     if user_id is None or not auth_backends.prefetchable():
-        entry = safe_get(key)
-        perms = None
+        entry, perms = safe_get(key), None
     else:
         perms_key = auth_backends.cache_key(user_id)
         found = safe_get_many([key, perms_key])
         entry, perms = found.get(key), found.get(perms_key)
     if not (isinstance(entry, dict) and "user" in entry):
-        return None
-    if perms is not None:
-        entry = {**entry, PREFETCHED_PERMS: (user_id, perms)}
-    return entry
+        return None, (None, None)
+    return entry, (user_id, perms) if perms is not None else (None, None)
 
 
 def forget_tokens(keys) -> None:
