@@ -15,12 +15,13 @@ from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, FilteredRelation, Q
+from django.db.models import Count, Exists, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from courseprogress.exceptions import Conflict
-from courseprogress.models import CourseContent
+from courseprogress.models import Course, CourseContent
 from progress import read_cache, rules, upsert_sql
 from progress.models import (
     CERTIFICATE_URL_ERROR,
@@ -310,21 +311,31 @@ def would_change_progress(stored: ContentProgress | None, **update) -> bool:
 
 
 def progress_stats(*, user_id: int, course_id: int) -> ProgressStats:
-    """Content items in the course, and how many of them this learner completed or touched."""
-    mine = FilteredRelation(
-        "progress_rows",
-        condition=Q(progress_rows__user_id=user_id, progress_rows__course_id=course_id),
+    """Content items in the course, and how many of them this learner completed or touched.
+
+    Counted from the learner's rows (the (userid, courseid) index), as cp_record_progress counts
+    them: a plan that starts from the course's items scans the whole course's rows once per item
+    when the statistics have not seen the course yet."""
+    mine = ContentProgress.objects.filter(
+        user_id=user_id, course_id=course_id, content__course_id=course_id
     )
+
+    def count(rows) -> Coalesce:
+        per_learner = rows.order_by().values("user_id").annotate(n=Count("id")).values("n")
+        return Coalesce(Subquery(per_learner), 0)
+
+    contents = CourseContent.objects.filter(course_id=course_id).order_by().values("course_id")
     stats = (
-        CourseContent.objects.filter(course_id=course_id)
-        .annotate(mine=mine)
-        .aggregate(
-            contents=Count("id"),
-            completed=Count("mine", filter=Q(mine__status=ProgressStatus.COMPLETED)),
-            active=Count("mine", filter=Q(mine__status__in=rules.ACTIVITY)),
+        Course.objects.filter(pk=course_id)
+        .values_list(
+            Coalesce(Subquery(contents.annotate(n=Count("id")).values("n")), 0),
+            count(mine.filter(status=ProgressStatus.COMPLETED)),
+            count(mine.filter(status__in=rules.ACTIVITY)),
         )
+        .first()
     )
-    return ProgressStats(**stats)
+    contents_n, completed, active = stats or (0, 0, 0)
+    return ProgressStats(contents=contents_n, completed=completed, active=active)
 
 
 def automatic_status(enrollment: Enrollment, stats: ProgressStats) -> str:
