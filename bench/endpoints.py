@@ -182,7 +182,7 @@ ROWS: tuple[Endpoint, ...] = (
     # under the contract, measured in the same run. Not default rows: --endpoints names them.
     Endpoint(
         name="floor_stamp",
-        label="ceiling of 3.1 cached: floor + the stamp statement",
+        label="ceiling of 3.1 cached: floor + stamp",
         mode="learner",
         path="/bench/floor-stamp/{course}/{learner}",
         request_path="/bench/floor-stamp/{course}/{learner}",
@@ -191,7 +191,7 @@ ROWS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         name="floor_stamp_body",
-        label="ceiling of 3.1 cached: floor + stamp + the cached body",
+        label="ceiling of 3.1 cached: floor + stamp + body",
         mode="learner",
         path="/bench/floor-stamp-body/{course}/{learner}",
         request_path="/bench/floor-stamp-body/{course}/{learner}",
@@ -202,7 +202,7 @@ ROWS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         name="floor_throttle_call",
-        label="ceiling of 3.3 POST: floor + throttle + one cp_record_progress call",
+        label="ceiling of 3.3 POST: floor + throttle + call",
         mode="update",
         path="/bench/floor-throttle-call",
         request_path="/bench/floor-throttle-call",
