@@ -201,6 +201,14 @@ ROWS: tuple[Endpoint, ...] = (
         warm=True,
     ),
     Endpoint(
+        name="floor_course_stamp",
+        label="ceiling of 3.5 cached: floor + course stamp",
+        mode="analytics",
+        path="/bench/floor-course-stamp/{course}",
+        request_path="/bench/floor-course-stamp/{course}",
+        cache_state="- (no cache read)",
+    ),
+    Endpoint(
         name="floor_throttle_call",
         label="ceiling of 3.3 POST: floor + throttle + call",
         mode="update",

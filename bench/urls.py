@@ -61,6 +61,15 @@ class FloorStampBody(Floor):
         return Response(selectors.cached_learner_progress(course_id=course_id, user_id=user_id))
 
 
+class FloorCourseStamp(Floor):
+    """The floor + the course stamp statement (read_cache.course_stamp_at): the least any cached
+    3.5 (or 3.2) can cost under contract 3.9, before the staff check and the body."""
+
+    def get(self, request, course_id: int):
+        stamp = read_cache.course_stamp_at(course_id)
+        return Response({"bench": "floor-course-stamp", "exists": stamp is not None})
+
+
 class FloorThrottleCall(Floor):
     """The floor + the update throttle + one cp_record_progress call (progress/upsert_sql.py)
     for the caller: the POST without the body's validation, the serializer, the after-commit
@@ -98,6 +107,7 @@ urlpatterns = [
     path("bench/drf", Floor.as_view(), name="bench-drf"),
     path("bench/floor-stamp/<int:course_id>/<int:user_id>", FloorStamp.as_view()),
     path("bench/floor-stamp-body/<int:course_id>/<int:user_id>", FloorStampBody.as_view()),
+    path("bench/floor-course-stamp/<int:course_id>", FloorCourseStamp.as_view()),
     path("bench/floor-throttle-call", FloorThrottleCall.as_view()),
     path("", include("config.urls")),
 ]

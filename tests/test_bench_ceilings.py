@@ -36,6 +36,17 @@ def test_floor_stamp_body_answers_the_cached_3_1_body(
     assert len(queries) == 1  # the stamp: the body came from the cache
 
 
+def test_floor_course_stamp_reads_the_course_stamp_and_nothing_else(client_for, course, owner):
+    client = client_for(owner)
+    path = f"/bench/floor-course-stamp/{course.pk}"
+    client.get(path)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path)
+    assert response.status_code == 200
+    assert response.json()["results"] == {"bench": "floor-course-stamp", "exists": True}
+    assert len(queries) == 1 and "SUM(" in queries[0]["sql"]
+
+
 @requires_postgres
 def test_floor_throttle_call_writes_through_cp_record_progress(
     client_for, course, contents, learner, enrolled, other_learner

@@ -256,11 +256,11 @@ def document(one_size):
 def test_the_ceiling_rows_are_bench_only_and_not_default():
     from django.urls import Resolver404, resolve
 
-    for name in ("floor_stamp", "floor_stamp_body", "floor_throttle_call"):
+    for name in ("floor_stamp", "floor_stamp_body", "floor_course_stamp", "floor_throttle_call"):
         row = BY_NAME[name]
         assert name in WRK_ROWS and name not in DEFAULT_ENDPOINTS
         assert row.request_path.startswith("/bench/") and row.label.startswith("ceiling of ")
-        concrete = row.request_path.format(course=1, learner=2)
+        concrete = row.request_path.replace("{course}", "1").replace("{learner}", "2")
         assert resolve(concrete, urlconf="bench.urls").func.view_class.__name__.startswith("Floor")
         with pytest.raises(Resolver404):
             resolve(concrete, urlconf="config.urls")

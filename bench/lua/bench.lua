@@ -12,8 +12,9 @@
 --   BENCH_KEYS   how many keys (user/course pairs, pages, ...) to draw from; 0 = all of them
 --   BENCH_SEED   seeds the shuffles, so that every round walks a different order
 --   BENCH_OUT    update modes: where to write the accepted (user, content, progressId) triples
---   BENCH_PATH   ceiling rows (bench/urls.py): the learner and update modes' requests go to this
---                path instead, "{course}" and "{learner}" replaced by the ids the mode drew
+--   BENCH_PATH   ceiling rows (bench/urls.py): the learner, analytics and update modes'
+--                requests go to this path instead, "{course}" and "{learner}" replaced by the
+--                ids the mode drew
 --
 -- done() prints one line "BENCH_RESULT {json}" that bench.load parses.
 
@@ -230,8 +231,9 @@ function request()
          k.c, k.p, SORTS[k.s], ORDERS[k.o])
       return wrk.format("GET", path, auth(data.owner))
    elseif mode == "analytics" then
-      return wrk.format("GET", string.format("/user-progress/course/%d/analytics", k.c),
-         auth(data.owner))
+      local path = string.format("/user-progress/course/%d/analytics", k.c)
+      if bench_path then path = bench_path:gsub("{course}", tostring(k.c)) end
+      return wrk.format("GET", path, auth(data.owner))
    elseif mode == "bulk" then
       local ids = {}
       local start = math.random(#data.learners)
