@@ -41,6 +41,9 @@ PROC = Path("/proc")
 GROUPS = ("worker", "postgres", "redis", "wrk")
 TOTAL_GROUPS = GROUPS
 APART = ("postgres_other", "other")
+# Part of "worker": its user-space time alone (the app's Python and the C code it calls;
+# the rest of "worker" is the kernel's work on its sockets). Not added to the total again.
+WORKER_USER = "worker_user"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Proc:
     start: int  # jiffies after boot: with the pid, a process's identity
     ticks: int  # utime + stime
     child_ticks: int  # cutime + cstime: the reaped children's CPU
+    user_ticks: int = 0  # utime
+    child_user_ticks: int = 0  # cutime
 
 
 def read_proc(pid: int) -> Proc | None:
@@ -68,6 +73,8 @@ def read_proc(pid: int) -> Proc | None:
             start=int(fields[19]),
             ticks=int(fields[11]) + int(fields[12]),
             child_ticks=int(fields[13]) + int(fields[14]),
+            user_ticks=int(fields[11]),
+            child_user_ticks=int(fields[13]),
         )
     except (OSError, ValueError, IndexError):
         return None
@@ -137,7 +144,7 @@ def snapshot(*, gunicorn_master: int | None, database: str) -> Snapshot:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     snap.wrk = round((children.ru_utime + children.ru_stime) * TICKS)
     groups: dict[str, dict[tuple[int, int], int]] = {
-        name: {} for name in (*GROUPS, "postgres_other") if name != "wrk"
+        name: {} for name in (*GROUPS, "postgres_other", WORKER_USER) if name != "wrk"
     }
     postgres = [p for p in procs if _is_postgres(p)]
     pids = {p.pid for p in postgres}
@@ -151,9 +158,11 @@ def snapshot(*, gunicorn_master: int | None, database: str) -> Snapshot:
         master = read_proc(gunicorn_master)
         if master is not None:
             snap.reaped["worker"] = master.child_ticks
+            snap.reaped[WORKER_USER] = master.child_user_ticks
             for proc in procs:
                 if proc.pid == gunicorn_master or proc.ppid == gunicorn_master:
                     groups["worker"][(proc.pid, proc.start)] = proc.ticks
+                    groups[WORKER_USER][(proc.pid, proc.start)] = proc.user_ticks
     for proc in procs:
         if proc.comm == "redis-server" or proc.comm.startswith("redis-server"):
             groups["redis"][(proc.pid, proc.start)] = proc.ticks
@@ -178,6 +187,7 @@ def split(before: Snapshot, after: Snapshot, requests: int) -> dict:
     seconds = {group: group_ticks(before, after, group) / TICKS for group in GROUPS[:-1]}
     seconds["wrk"] = max(0, after.wrk - before.wrk) / TICKS
     seconds["postgres_other"] = group_ticks(before, after, "postgres_other") / TICKS
+    seconds[WORKER_USER] = group_ticks(before, after, WORKER_USER) / TICKS
     machine = max(0, after.machine - before.machine) / TICKS
     seconds["machine"] = machine
     seconds["other"] = max(0.0, machine - sum(seconds[g] for g in (*GROUPS, "postgres_other")))
@@ -191,6 +201,6 @@ def per_request(seconds: dict, requests: int) -> dict:
     total = sum(seconds.get(g, 0.0) for g in TOTAL_GROUPS)
     ms = None
     if requests:
-        ms = {g: 1000 * seconds.get(g, 0.0) / requests for g in (*GROUPS, *APART)}
+        ms = {g: 1000 * seconds.get(g, 0.0) / requests for g in (*GROUPS, *APART, WORKER_USER)}
         ms["total"] = 1000 * total / requests
     return {"requests": requests, "seconds": {**seconds, "total": round(total, 3)}, "ms": ms}

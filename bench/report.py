@@ -5,7 +5,7 @@ Labels, the statements behind each row and the targets come from bench.endpoints
 import statistics
 from pathlib import Path
 
-from bench.cpu import APART, GROUPS
+from bench.cpu import APART, GROUPS, WORKER_USER
 from bench.endpoints import BARE, BY_NAME, COLD_ANALYTICS, ORDER, label
 
 NOTES = Path(__file__).resolve().parent / "notes.md"
@@ -60,7 +60,9 @@ def cpu_split(size: dict) -> dict[str, dict]:
         timed = [run for run in runs if "seq" in run["extra"] and run_cpu_ms(run) is not None]
         if not timed:
             continue
-        ms = {g: median([run_cpu_ms(run, g) for run in timed]) for g in (*GROUPS, *APART)}
+        ms = {
+            g: median([run_cpu_ms(run, g) for run in timed]) for g in (*GROUPS, *APART, WORKER_USER)
+        }
         ms["total"] = median([run_cpu_ms(run) for run in timed])
         out[name] = {"ms": ms, "x_bare": 1.0 if name == BARE else median(x_bare.get(name, []))}
     return out
@@ -176,8 +178,9 @@ def table(size: dict) -> list[str]:
 
 
 CPU_HEADER = (
-    "| endpoint | worker | postgres | redis | wrk | **total** | x bare view | ratio if CPU-bound "
-    "(1 / x) | measured ratio | total at 1 conn. | postgres, other | machine, other |"
+    "| endpoint | worker (of it user space) | postgres | redis | wrk | **total** | x bare view | "
+    "ratio if CPU-bound (1 / x) | measured ratio | total at 1 conn. | postgres, other | "
+    "machine, other |"
 )
 
 
@@ -191,6 +194,8 @@ def cpu_table(size: dict) -> list[str]:
     for row in rows:
         ms, x = row["cpu"]["ms"], row["cpu"]["x_bare"]
         cells = [_fmt(ms.get(g), ".3f") for g in GROUPS]
+        if ms.get(WORKER_USER) is not None:
+            cells[0] += f" ({ms[WORKER_USER]:.3f})"
         implied = "1.000" if row["name"] == BARE else _fmt(x and 1 / x, ".3f")
         lines.append(
             f"| {row['label']} | {' | '.join(cells)} | **{_fmt(ms.get('total'), '.3f')}** | "
@@ -204,7 +209,9 @@ def cpu_table(size: dict) -> list[str]:
 CPU_METHOD = (
     "- CPU per request (ms, medians over the rounds): utime + stime of each group's processes "
     "from /proc, read just before wrk starts and just after it ends, over the requests answered "
-    "(bench/cpu.py). worker: the gunicorn master and workers; postgres: the bench database's "
+    "(bench/cpu.py). worker: the gunicorn master and workers (in brackets their user-space time "
+    "alone: the app's Python and the C code it calls; the rest is the kernel's work on their "
+    "sockets); postgres: the bench database's "
     "backends and the server's own processes (WAL writer, checkpointer, ...); redis: "
     "redis-server (shared: other work on it is counted); wrk: the load generator. total = those "
     "four. x bare view: the row's total over the bare runs' beside it; if every process is "
@@ -382,12 +389,14 @@ def console(document: dict) -> str:
         cpu_rows = [row for row in summarise(size) if row.get("cpu")]
         if cpu_rows:
             out.append(
-                f"  CPU ms/request: {'endpoint':<40} {'worker':>7} {'pg':>7} {'redis':>7} "
+                f"  CPU ms/request: {'endpoint':<40} {'worker':>7} {'(user)':>7} {'pg':>7} "
+                f"{'redis':>7} "
                 f"{'wrk':>7} {'total':>7} {'x bare':>7} {'1/x':>6} {'pg oth':>7} {'other':>7}"
             )
             for row in cpu_rows:
                 ms, x = row["cpu"]["ms"], row["cpu"]["x_bare"]
-                groups = " ".join(_fmt(ms.get(g), "7.3f") for g in (*GROUPS, "total"))
+                order = (GROUPS[0], WORKER_USER, *GROUPS[1:], "total")
+                groups = " ".join(_fmt(ms.get(g), "7.3f") for g in order)
                 out.append(
                     f"                  {row['label'][:40]:<40} {groups} {_fmt(x, '7.2f')} "
                     f"{_fmt(x and 1 / x, '6.3f')} {_fmt(ms.get('postgres_other'), '7.3f')} "

@@ -138,10 +138,11 @@ def test_bare_runs_sit_between_every_two_rows_and_the_order_turns():
 # --- CPU per request by process group (bench/cpu.py) -----------------------------------------
 
 
-def snap(worker=None, reaped=0, postgres=None, wrk=0, machine=0, postgres_other=None):
+def snap(worker=None, reaped=0, postgres=None, wrk=0, machine=0, postgres_other=None, user=None):
     return cpu.Snapshot(
         per_process={
             "worker": worker or {},
+            "worker_user": user or {},
             "postgres": postgres or {},
             "redis": {},
             "postgres_other": postgres_other or {},
@@ -165,6 +166,7 @@ def test_the_split_is_per_request_and_the_total_leaves_other_work_out():
     before = snap(worker={(1, 1): 0}, postgres={(2, 2): 0}, postgres_other={(3, 3): 0})
     after = snap(
         worker={(1, 1): 2 * t},  # 2 s
+        user={(1, 1): 3 * t // 2},  # of it 1.5 s in user space
         postgres={(2, 2): t},  # 1 s
         postgres_other={(3, 3): t // 2},  # 0.5 s
         wrk=t // 2,  # 0.5 s
@@ -175,6 +177,7 @@ def test_the_split_is_per_request_and_the_total_leaves_other_work_out():
     assert out["ms"]["postgres"] == pytest.approx(1.0)
     assert out["ms"]["wrk"] == pytest.approx(0.5)
     assert out["ms"]["total"] == pytest.approx(3.5)  # worker + postgres + redis + wrk
+    assert out["ms"]["worker_user"] == pytest.approx(1.5)  # a part of worker, not added again
     assert out["ms"]["postgres_other"] == pytest.approx(0.5)
     assert out["ms"]["other"] == pytest.approx(2.0)
     assert cpu.split(before, after, requests=0)["ms"] is None
@@ -183,18 +186,19 @@ def test_the_split_is_per_request_and_the_total_leaves_other_work_out():
 def test_a_child_that_ran_and_ended_during_the_run_is_counted_through_its_parent():
     master = os.getpid()  # this process stands for the gunicorn master, a child for a worker
     before = cpu.snapshot(gunicorn_master=master, database="nothing")
-    burn = "import time\nwhile time.process_time() < 0.3: pass"
+    burn = "import time\nwhile time.process_time() < 0.3: sum(range(100_000))"
     subprocess.run([sys.executable, "-c", burn], check=True)
     after = cpu.snapshot(gunicorn_master=master, database="nothing")
     # the child's 0.3 s (and its interpreter's start) are in the master's cutime/cstime
     assert cpu.group_ticks(before, after, "worker") / cpu.TICKS >= 0.25
     assert (after.wrk - before.wrk) / cpu.TICKS >= 0.25  # and in RUSAGE_CHILDREN
+    assert cpu.group_ticks(before, after, "worker_user") / cpu.TICKS >= 0.2  # a busy loop: user
 
 
 def cpu_run(name, rps, seq, total, worker):
     out = run(name, rps, seq)
     ms = dict.fromkeys((*cpu.GROUPS, *cpu.APART), 0.0)
-    ms.update(worker=worker, postgres=total - worker, total=total)
+    ms.update(worker=worker, worker_user=worker / 2, postgres=total - worker, total=total)
     out["extra"]["cpu"] = {"requests": out["requests"], "seconds": {}, "ms": ms}
     return out
 
@@ -213,7 +217,17 @@ def test_the_cpu_table_says_how_many_times_the_bare_views_cpu_a_row_costs():
     line = next(x for x in lines if BY_NAME["floor_stamp"].label in x)
     cells = [c.strip() for c in line.split("|")]
     # worker, postgres, redis, wrk, total, x bare, 1/x, measured ratio, total at 1 conn.
-    expected = ["1.800", "1.200", "0.000", "0.000", "**3.000**", "5.00", "0.200", "0.200", "2.500"]
+    expected = [
+        "1.800 (0.900)",
+        "1.200",
+        "0.000",
+        "0.000",
+        "**3.000**",
+        "5.00",
+        "0.200",
+        "0.200",
+        "2.500",
+    ]
     assert cells[2:11] == expected
     assert "CPU per request by process group" in report.render(document(size(runs, QUERIES)))
 
