@@ -137,8 +137,9 @@ def _postgres_is_ours(pid: int, postmaster: int, database: str) -> bool:
 
 
 def snapshot(*, gunicorn_master: int | None, database: str) -> Snapshot:
-    """Read every group once. The parents first, then their children: a child that ends in
-    between is then in neither (missed), rather than in both (counted twice)."""
+    """Read every group once, in one pass over /proc, which lists processes by increasing pid:
+    a parent (the postmaster, the gunicorn master: started first) is read before its children,
+    so a child that ends in between is missed rather than counted twice."""
     procs = all_procs()
     snap = Snapshot(machine=machine_busy_ticks())
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -155,7 +156,7 @@ def snapshot(*, gunicorn_master: int | None, database: str) -> Snapshot:
         ours = _postgres_is_ours(proc.pid, postmaster, database)
         groups["postgres" if ours else "postgres_other"][(proc.pid, proc.start)] = proc.ticks
     if gunicorn_master is not None:
-        master = read_proc(gunicorn_master)
+        master = next((p for p in procs if p.pid == gunicorn_master), None)
         if master is not None:
             snap.reaped["worker"] = master.child_ticks
             snap.reaped[WORKER_USER] = master.child_user_ticks
