@@ -50,6 +50,9 @@ class Endpoint:
     target: Target | None = None
     default: bool = False
     writes: bool = False  # posts to the bench POST course: rows checked after the run
+    # Ceiling rows: the mode's requests (and its cache warm-up, on the real endpoint) sent to
+    # this bench-only path instead ({course} and {learner} filled in as the mode draws them).
+    request_path: str | None = None
 
 
 ROWS: tuple[Endpoint, ...] = (
@@ -174,6 +177,45 @@ ROWS: tuple[Endpoint, ...] = (
         cache="activities",
         warm=True,
         queries=(("activities", "warm"),),
+    ),
+    # Ceiling rows (bench/urls.py, never in the app's URLs): the least the unmet rows could cost
+    # under the contract, measured in the same run. Not default rows: --endpoints names them.
+    Endpoint(
+        name="floor_stamp",
+        label="ceiling of 3.1 cached: floor + stamp",
+        mode="learner",
+        path="/bench/floor-stamp/{course}/{learner}",
+        request_path="/bench/floor-stamp/{course}/{learner}",
+        cache_state="- (no cache read)",
+        keys=500,
+    ),
+    Endpoint(
+        name="floor_stamp_body",
+        label="ceiling of 3.1 cached: floor + stamp + body",
+        mode="learner",
+        path="/bench/floor-stamp-body/{course}/{learner}",
+        request_path="/bench/floor-stamp-body/{course}/{learner}",
+        cache_state="filled first (by the real 3.1)",
+        keys=500,
+        cache="learner",
+        warm=True,
+    ),
+    Endpoint(
+        name="floor_course_stamp",
+        label="ceiling of 3.5 cached: floor + course stamp",
+        mode="analytics",
+        path="/bench/floor-course-stamp/{course}",
+        request_path="/bench/floor-course-stamp/{course}",
+        cache_state="- (no cache read)",
+    ),
+    Endpoint(
+        name="floor_throttle_call",
+        label="ceiling of 3.3 POST: floor + throttle + call",
+        mode="update",
+        path="/bench/floor-throttle-call",
+        request_path="/bench/floor-throttle-call",
+        cache_state="rows of the POST course deleted first",
+        writes=True,
     ),
     Endpoint(
         name="bulk",

@@ -35,7 +35,15 @@ from pathlib import Path
 
 from bench.calls import BenchData
 
-KINDS = ("bare", "drf", "learner", "analytics")
+KINDS = (
+    "bare",
+    "drf",
+    "learner",
+    "analytics",
+    "floor_stamp",
+    "floor_stamp_body",
+    "floor_course_stamp",
+)
 
 
 def environ(method: str, path: str, token: str | None = None) -> dict:
@@ -74,6 +82,11 @@ def requests_for(kind: str, data: BenchData, rng: random.Random, n: int) -> list
             out.append(environ("GET", "/bench/drf", token))
         elif kind == "learner":
             out.append(environ("GET", f"/user-progress/{course}/{user_id}", token))
+        elif kind in ("floor_stamp", "floor_stamp_body"):  # the ceiling rows (bench/urls.py)
+            prefix = kind.replace("_", "-")
+            out.append(environ("GET", f"/bench/{prefix}/{course}/{user_id}", token))
+        elif kind == "floor_course_stamp":
+            out.append(environ("GET", f"/bench/floor-course-stamp/{course}", data.owner))
         elif kind == "analytics":
             out.append(environ("GET", f"/user-progress/course/{course}/analytics", data.owner))
     return out

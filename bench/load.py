@@ -57,7 +57,7 @@ def _wrk_command(*, url, duration, connections, threads) -> list[str]:
     ]
 
 
-def _wrk_env(*, mode, data_file, pick, keys, seed, threads, out_file=None) -> dict:
+def _wrk_env(*, mode, data_file, pick, keys, seed, threads, out_file=None, path=None) -> dict:
     env = {
         **os.environ,
         "BENCH_MODE": mode,
@@ -69,6 +69,8 @@ def _wrk_env(*, mode, data_file, pick, keys, seed, threads, out_file=None) -> di
     }
     if out_file:
         env["BENCH_OUT"] = out_file
+    if path:  # a ceiling row: the mode's requests, sent to this bench-only path
+        env["BENCH_PATH"] = path
     return env
 
 
@@ -108,8 +110,10 @@ def run_wrk(
     keys: int = 0,
     seed: int = 1,
     out_file: str | None = None,
+    path: str | None = None,
 ) -> Run:
     env = _wrk_env(
+        path=path,
         mode=mode,
         data_file=data_file,
         pick=pick,

@@ -5,6 +5,7 @@ Labels, the statements behind each row and the targets come from bench.endpoints
 import statistics
 from pathlib import Path
 
+from bench.cpu import APART, GROUPS, WORKER_USER
 from bench.endpoints import BARE, BY_NAME, COLD_ANALYTICS, ORDER, label
 
 NOTES = Path(__file__).resolve().parent / "notes.md"
@@ -18,28 +19,59 @@ def median(values):
 
 def ratios(size: dict) -> dict[str, list[float]]:
     """Each endpoint run's req/s over the mean of the bare runs just before and after it."""
+    return neighbour_ratios(size, lambda run: run["rps"])
+
+
+def neighbour_ratios(size: dict, value) -> dict[str, list[float]]:
+    """Each endpoint run's value(run) over the mean of the bare runs' just before and after it
+    (runs whose value is None are left out, on either side)."""
     sequence = []
     for name, runs in size["runs"].items():
         for run in runs:
-            if "seq" in run["extra"]:
-                sequence.append((run["extra"]["seq"], name, run["rps"]))
+            if "seq" in run["extra"] and value(run) is not None:
+                sequence.append((run["extra"]["seq"], name, value(run)))
     sequence.sort()
-    bare = [(seq, rps) for seq, name, rps in sequence if name == BARE]
+    bare = [(seq, v) for seq, name, v in sequence if name == BARE]
     out: dict[str, list[float]] = {}
-    for seq, name, rps in sequence:
+    for seq, name, v in sequence:
         if name == BARE:
             continue
         before = [r for s, r in bare if s < seq][-1:]
         after = [r for s, r in bare if s > seq][:1]
         neighbours = before + after
-        if neighbours:
-            out.setdefault(name, []).append(rps / statistics.fmean(neighbours))
+        if neighbours and statistics.fmean(neighbours) > 0:
+            out.setdefault(name, []).append(v / statistics.fmean(neighbours))
+    return out
+
+
+def run_cpu_ms(run: dict, group: str = "total") -> float | None:
+    """A run's CPU per request of one group (bench.cpu), in ms; None for runs without it."""
+    ms = (run["extra"].get("cpu") or {}).get("ms")
+    return None if ms is None else ms.get(group)
+
+
+def cpu_split(size: dict) -> dict[str, dict]:
+    """Per row (the bare view included): the median over its rounds of each group's CPU per
+    request, and the median of its total over the bare runs' beside it (`x_bare`). The runs at
+    one connection are not in it (they have no "seq")."""
+    x_bare = neighbour_ratios(size, run_cpu_ms)
+    out = {}
+    for name, runs in size["runs"].items():
+        timed = [run for run in runs if "seq" in run["extra"] and run_cpu_ms(run) is not None]
+        if not timed:
+            continue
+        ms = {
+            g: median([run_cpu_ms(run, g) for run in timed]) for g in (*GROUPS, *APART, WORKER_USER)
+        }
+        ms["total"] = median([run_cpu_ms(run) for run in timed])
+        out[name] = {"ms": ms, "x_bare": 1.0 if name == BARE else median(x_bare.get(name, []))}
     return out
 
 
 def summarise(size: dict) -> list[dict]:
     rows = []
     by_ratio = ratios(size)
+    by_cpu = cpu_split(size)
     queries = size.get("queries", {})
     is_large = size["size"] == "large"
     single = size.get("single") or {}
@@ -63,6 +95,8 @@ def summarise(size: dict) -> list[dict]:
             "hit_ratio": median(hits),
             "sql": sql_per_request(name, queries),
             "p50_1c_ms": single.get(name, {}).get("p50_ms"),
+            "cpu": by_cpu.get(name),
+            "cpu_1c_ms": run_cpu_ms(single[name]) if name in single else None,
         }
         if name == COLD_ANALYTICS:
             row["ratio"] = None
@@ -141,6 +175,51 @@ def table(size: dict) -> list[str]:
             f"{row['target']} | {met} |"
         )
     return lines
+
+
+CPU_HEADER = (
+    "| endpoint | worker (of it user space) | postgres | redis | wrk | **total** | x bare view | "
+    "ratio if CPU-bound (1 / x) | measured ratio | total at 1 conn. | postgres, other | "
+    "machine, other |"
+)
+
+
+def cpu_table(size: dict) -> list[str]:
+    """CPU per request by process group (ms, medians over the rounds; bench.cpu), each row's
+    total over the bare view's beside it, and the req/s ratio that CPU alone would give."""
+    rows = [row for row in summarise(size) if row.get("cpu")]
+    if not rows:
+        return []
+    lines = [CPU_HEADER, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        ms, x = row["cpu"]["ms"], row["cpu"]["x_bare"]
+        cells = [_fmt(ms.get(g), ".3f") for g in GROUPS]
+        if ms.get(WORKER_USER) is not None:
+            cells[0] += f" ({ms[WORKER_USER]:.3f})"
+        implied = "1.000" if row["name"] == BARE else _fmt(x and 1 / x, ".3f")
+        lines.append(
+            f"| {row['label']} | {' | '.join(cells)} | **{_fmt(ms.get('total'), '.3f')}** | "
+            f"{_fmt(x, '.2f')} | {implied} | {_fmt(row['ratio'], '.3f')} | "
+            f"{_fmt(row['cpu_1c_ms'], '.3f')} | {_fmt(ms.get('postgres_other'), '.3f')} | "
+            f"{_fmt(ms.get('other'), '.3f')} |"
+        )
+    return lines
+
+
+CPU_METHOD = (
+    "- CPU per request (ms, medians over the rounds): utime + stime of each group's processes "
+    "from /proc, read just before wrk starts and just after it ends, over the requests answered "
+    "(bench/cpu.py). worker: the gunicorn master and workers (in brackets their user-space time "
+    "alone: the app's Python and the C code it calls; the rest is the kernel's work on their "
+    "sockets); postgres: the bench database's "
+    "backends and the server's own processes (WAL writer, checkpointer, ...); redis: "
+    "redis-server (shared: other work on it is counted); wrk: the load generator. total = those "
+    "four. x bare view: the row's total over the bare runs' beside it; if every process is "
+    "CPU-bound, the req/s ratio is about 1 / x. total at 1 conn.: the same total in the run at one "
+    "connection (no queueing, fewer context switches). Apart, not in the total: other databases' "
+    "backends and backends that ended during the run (postgres, other) and the rest of the "
+    "machine's busy time (machine, other: other people's work), a measure of the noise."
+)
 
 
 def overall(size: dict) -> list[str]:
@@ -246,6 +325,11 @@ def render(document: dict) -> str:
             ),
             *table(size),
             "",
+            *(
+                ["CPU per request by process group (ms; see the method below):", "", *cpu, ""]
+                if (cpu := cpu_table(size))
+                else []
+            ),
             *(overall(size) if size["size"] == "large" else []),
             *rows_note(size),
             "",
@@ -272,6 +356,7 @@ def render(document: dict) -> str:
         "POST's plus the uncached read's. Its rows are checked as the POST row's.",
         "- p50 at 1 conn.: after the rounds each row runs once more at one connection "
         "(`--single-duration` s, same cache preparation): the latency a single user feels.",
+        CPU_METHOD,
         "- Targets (issue 17, large set): a row meets its target when its median ratio and its "
         "SQL count are on target and it had no non-2xx answer, socket error, lost or "
         "duplicated row.",
@@ -301,6 +386,22 @@ def console(document: dict) -> str:
                 f"{row['non2xx'] + row['errors']:>6} {_fmt(row['sql'], 'd'):>4} {hits:>5} "
                 f"{_fmt(row['rss_mb'], '6.0f')}  {row['target']} {met}"
             )
+        cpu_rows = [row for row in summarise(size) if row.get("cpu")]
+        if cpu_rows:
+            out.append(
+                f"  CPU ms/request: {'endpoint':<40} {'worker':>7} {'(user)':>7} {'pg':>7} "
+                f"{'redis':>7} "
+                f"{'wrk':>7} {'total':>7} {'x bare':>7} {'1/x':>6} {'pg oth':>7} {'other':>7}"
+            )
+            for row in cpu_rows:
+                ms, x = row["cpu"]["ms"], row["cpu"]["x_bare"]
+                order = (GROUPS[0], WORKER_USER, *GROUPS[1:], "total")
+                groups = " ".join(_fmt(ms.get(g), "7.3f") for g in order)
+                out.append(
+                    f"                  {row['label'][:40]:<40} {groups} {_fmt(x, '7.2f')} "
+                    f"{_fmt(x and 1 / x, '6.3f')} {_fmt(ms.get('postgres_other'), '7.3f')} "
+                    f"{_fmt(ms.get('other'), '7.3f')}"
+                )
         if size["size"] == "large":
             out.extend("  " + line for line in overall(size))
         out.extend("  " + line for line in rows_note(size))

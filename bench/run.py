@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench import cpu
 from bench.databases import Databases, verify_writes
 from bench.endpoints import BARE, BY_NAME, COLD_ANALYTICS
 from bench.load import Run, run_wrk, sample_cold, warm, wrk_version
@@ -224,7 +225,7 @@ class SizeRun:
     def _wrk_run(self, endpoint: str, round_no: int, connections: int, duration: float) -> Run:
         common = self.common(connections)
         if endpoint == BARE:
-            return run_wrk(endpoint=BARE, mode="bare", duration=duration, **common)
+            return self.timed_wrk(endpoint=BARE, mode="bare", duration=duration, **common)
         spec = BY_NAME[endpoint]
         databases, server, prepared = self.databases, self.server, self.prepared
         assert databases is not None and server is not None
@@ -258,7 +259,7 @@ class SizeRun:
         out_file = WORK / f"{endpoint}-{self.size}-{round_no}{suffix}.txt" if spec.writes else None
         if out_file and out_file.exists():
             out_file.unlink()
-        run = run_wrk(
+        run = self.timed_wrk(
             endpoint=endpoint,
             mode=spec.mode,
             duration=duration,
@@ -266,6 +267,7 @@ class SizeRun:
             keys=spec.keys,
             seed=seed,
             out_file=str(out_file) if out_file else None,
+            path=spec.request_path,
             **common,
         )
         if warm_s is not None:
@@ -280,6 +282,19 @@ class SizeRun:
             run.extra["rows"] = verify_writes(
                 databases, prepared["post_course"], out_file, connections
             )
+        return run
+
+    def timed_wrk(self, **kwargs) -> Run:
+        """run_wrk, with the CPU each group of processes spent from just before wrk started to
+        just after it ended, per request answered (bench.cpu). Requests that wrk abandoned and
+        the workers finish afterwards (settle()) are in neither count."""
+        assert self.server is not None and self.server.process is not None
+        database = urlsplit(self.env["DATABASE_URL"]).path.lstrip("/")
+        master = self.server.process.pid
+        before = cpu.snapshot(gunicorn_master=master, database=database)
+        run = run_wrk(**kwargs)
+        after = cpu.snapshot(gunicorn_master=master, database=database)
+        run.extra["cpu"] = cpu.split(before, after, run.requests)
         return run
 
     def cold_analytics(self, round_no: int) -> Run:

@@ -12,6 +12,9 @@
 --   BENCH_KEYS   how many keys (user/course pairs, pages, ...) to draw from; 0 = all of them
 --   BENCH_SEED   seeds the shuffles, so that every round walks a different order
 --   BENCH_OUT    update modes: where to write the accepted (user, content, progressId) triples
+--   BENCH_PATH   ceiling rows (bench/urls.py): the learner, analytics and update modes'
+--                requests go to this path instead, "{course}" and "{learner}" replaced by the
+--                ids the mode drew
 --
 -- done() prints one line "BENCH_RESULT {json}" that bench.load parses.
 
@@ -20,6 +23,7 @@ local pick = os.getenv("BENCH_PICK") or "random"
 local nkeys = tonumber(os.getenv("BENCH_KEYS") or "0")
 local seed = tonumber(os.getenv("BENCH_SEED") or "1")
 local out_path = os.getenv("BENCH_OUT")
+local bench_path = os.getenv("BENCH_PATH")
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -182,7 +186,7 @@ local function update_request(n)
       table.insert(list, now_us())
       write_t0[key] = list
    end
-   return wrk.format("POST", "/user-progress/update", headers, body)
+   return wrk.format("POST", bench_path or "/user-progress/update", headers, body)
 end
 
 local function write_then_read_request()
@@ -218,14 +222,18 @@ function request()
       local learner = data.learners[k.l]
       local path = string.format("/user-progress/%d/%d", k.c, learner.id)
       if mode == "activities" then path = path .. "/activities" end
+      if bench_path then
+         path = bench_path:gsub("{course}", tostring(k.c)):gsub("{learner}", tostring(learner.id))
+      end
       return wrk.format("GET", path, auth(learner.token))
    elseif mode == "course_page" then
       local path = string.format("/user-progress/course/%d/all?page=%d&sortBy=%s&order=%s",
          k.c, k.p, SORTS[k.s], ORDERS[k.o])
       return wrk.format("GET", path, auth(data.owner))
    elseif mode == "analytics" then
-      return wrk.format("GET", string.format("/user-progress/course/%d/analytics", k.c),
-         auth(data.owner))
+      local path = string.format("/user-progress/course/%d/analytics", k.c)
+      if bench_path then path = bench_path:gsub("{course}", tostring(k.c)) end
+      return wrk.format("GET", path, auth(data.owner))
    elseif mode == "bulk" then
       local ids = {}
       local start = math.random(#data.learners)
