@@ -104,6 +104,6 @@ PROGRESS_RANK: dict[str, int] = {P.NOT_STARTED: 0, P.IN_PROGRESS: 1, P.COMPLETED
 # A progress row's score towards its learner's course progress (3.2's `progress`, 3.6, the
 # admin's lists, 3.5's averageProgress): a row in one of these statuses scores this much, any
 # other row its percent; an item without a row scores 0. The progress is the mean of the scores
-# over the course's items. selectors.item_score is this rule as an ORM expression;
-# progress/total_sql.py writes it into the triggers that keep each enrollment's total.
+# over the course's items. progress/total_sql.py writes it into the triggers that keep each
+# enrollment's total (selectors.progress_expression reads that total).
 STATUS_SCORES: dict[str, int] = {P.COMPLETED: 100}

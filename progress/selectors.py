@@ -3,16 +3,13 @@ PostgreSQL the database writes the JSON of the big lists too: see "JSON written 
 
 import functools
 from collections import defaultdict
-from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, connections
 from django.db.models import (
     Avg,
-    Case,
     Count,
-    DecimalField,
     DurationField,
     Exists,
     ExpressionWrapper,
@@ -24,7 +21,6 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.expressions import OrderBy, RawSQL
 from django.db.models.functions import Cast, Coalesce, NullIf
@@ -443,36 +439,21 @@ def cached_activities_page(*, course_id: int, user_id: int, params) -> dict:
 # --- per-learner course progress (course page, bulk) ------------------------------------------
 
 
-def item_score():
-    """A progress row's score, as an expression on ContentProgress (rules.STATUS_SCORES): 100
-    when COMPLETED, else its percent (an item without a row scores 0: the callers' COALESCE /
-    division). The triggers that keep each enrollment's progress_total write the same rule
-    (progress/total_sql.py)."""
-    return Case(
-        *(
-            When(status=status, then=Value(Decimal(score)))
-            for status, score in rules.STATUS_SCORES.items()
-        ),
-        default=F("percent"),
-        output_field=DecimalField(max_digits=7, decimal_places=2),
-    )
-
-
 def _score_total():
     """The sum of the learner's item scores in the enrollment's course, as a float expression
     on an Enrollment queryset: the total the database keeps on the enrollment, in hundredths
     (progress/total_sql.py), no longer summed over the rows on every read.
 
-    int -> float -> / 100.0 gives the double nearest the exact total, as the cast of the summed
-    decimal did, so every progress and every sort is the same to the last bit."""
+    int -> float -> / 100.0 is the double nearest the exact sum, as the cast of a decimal sum of
+    the rows' scores is: every progress and every sort is the same to the last bit."""
     return Cast("progress_total", FloatField()) / Value(100.0, output_field=FloatField())
 
 
 def progress_expression(contents: int):
     """A learner's course progress as a database expression on an Enrollment queryset.
 
-    Each content item scores 100 when COMPLETED, else its percent, else 0 without a row; the
-    progress is the mean over all of the course's items.
+    Each content item scores by rules.STATUS_SCORES (100 when COMPLETED, else its percent), or
+    0 without a row; the progress is the mean over all of the course's items.
     """
     if not contents:
         return Value(0.0, output_field=FloatField())

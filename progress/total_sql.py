@@ -27,9 +27,9 @@ SQLite (single writer: a recount always sees every row): the enrollment's AFTER 
 which every progress write already fires through its stamp bump, recounts the total (a stale
 save is recounted too), and an AFTER INSERT trigger counts it when the learner has rows.
 
-The score is written here from rules.STATUS_SCORES, the rule selectors.item_score builds its
-expression from; tests/test_progress_total.py checks that the installed functions are the ones
-this module builds, and that every writer leaves every total equal to a recount.
+The score is written here from rules.STATUS_SCORES, the rule's one home;
+tests/test_progress_total.py checks that the installed functions are the ones this module
+builds, and that every writer leaves every total equal to a recount by that rule in Python.
 """
 
 from progress import rules
