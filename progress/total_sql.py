@@ -202,7 +202,7 @@ def backfill_sql() -> str:
     one pass over the rows (an aggregate, not a subquery per enrollment); enrollments whose
     learner has no row keep the column's 0 and are not rewritten."""
     return (
-        f"UPDATE {ENROLLMENTS} e SET {TOTAL} = t.total"
+        f"UPDATE {ENROLLMENTS} AS e SET {TOTAL} = t.total"
         f" FROM (SELECT r.{USER} AS userid, r.{COURSE} AS courseid,"
         f" SUM({score_sql('r')}) AS total FROM {PROGRESS} r GROUP BY r.{USER}, r.{COURSE}) t"
         f" WHERE e.{E_USER} = t.userid AND e.{E_COURSE} = t.courseid AND t.total <> 0"
