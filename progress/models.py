@@ -190,6 +190,11 @@ class Enrollment(models.Model):
     # whoever writes, and whatever value the writer sent. With the enrollment id it stamps the
     # learner's cached reads (progress/read_cache.py).
     cache_version = models.BigIntegerField(default=1, db_default=1, editable=False)
+    # Owned by the database too: the sum of the learner's item scores in the course
+    # (rules.STATUS_SCORES), in hundredths, kept by triggers (migration 0007, built by
+    # progress/total_sql.py) on every write to the learner's progress rows; whatever value a
+    # writer sends is ignored. The course progress is progress_total / 100 / the item count.
+    progress_total = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         db_table = "enrollments"

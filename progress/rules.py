@@ -98,3 +98,12 @@ def entering(status: str, *, completed_at: datetime | None, now: datetime) -> di
 
 # How far a progress status has got; the learner merge keeps the further one.
 PROGRESS_RANK: dict[str, int] = {P.NOT_STARTED: 0, P.IN_PROGRESS: 1, P.COMPLETED: 2}
+
+# --- scores -------------------------------------------------------------------------------------
+
+# A progress row's score towards its learner's course progress (3.2's `progress`, 3.6, the
+# admin's lists, 3.5's averageProgress): a row in one of these statuses scores this much, any
+# other row its percent; an item without a row scores 0. The progress is the mean of the scores
+# over the course's items. progress/total_sql.py writes it into the triggers that keep each
+# enrollment's total (selectors.progress_expression reads that total).
+STATUS_SCORES: dict[str, int] = {P.COMPLETED: 100}

@@ -3,16 +3,13 @@ PostgreSQL the database writes the JSON of the big lists too: see "JSON written 
 
 import functools
 from collections import defaultdict
-from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, connections
 from django.db.models import (
     Avg,
-    Case,
     Count,
-    DecimalField,
     DurationField,
     Exists,
     ExpressionWrapper,
@@ -24,7 +21,6 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.expressions import OrderBy, RawSQL
 from django.db.models.functions import Cast, Coalesce, NullIf
@@ -443,38 +439,21 @@ def cached_activities_page(*, course_id: int, user_id: int, params) -> dict:
 # --- per-learner course progress (course page, bulk) ------------------------------------------
 
 
-def item_score():
-    """A progress row's score, as an expression on ContentProgress: 100 when COMPLETED, else
-    its percent (an item without a row scores 0: the callers' COALESCE / division)."""
-    return Case(
-        When(status=ProgressStatus.COMPLETED, then=Value(Decimal(100))),
-        default=F("percent"),
-        output_field=DecimalField(max_digits=7, decimal_places=2),
-    )
-
-
 def _score_total():
-    """The sum of the learner's item scores in the enrollment's course, as a float expression:
-    each item scores 100 when COMPLETED, else its percent, else 0 without a row."""
-    score = item_score()
-    total = (
-        ContentProgress.objects.filter(user_id=OuterRef("user_id"), course_id=OuterRef("course_id"))
-        .order_by()
-        .values("user_id")
-        .annotate(total=Sum(score))
-        .values("total")
-    )
-    # In floating point: SQLite divides integers as integers.
-    return Cast(
-        Coalesce(Subquery(total), Value(Decimal(0)), output_field=DecimalField()), FloatField()
-    )
+    """The sum of the learner's item scores in the enrollment's course, as a float expression
+    on an Enrollment queryset: the total the database keeps on the enrollment, in hundredths
+    (progress/total_sql.py), no longer summed over the rows on every read.
+
+    int -> float -> / 100.0 is the double nearest the exact sum, as the cast of a decimal sum of
+    the rows' scores is: every progress and every sort is the same to the last bit."""
+    return Cast("progress_total", FloatField()) / Value(100.0, output_field=FloatField())
 
 
 def progress_expression(contents: int):
     """A learner's course progress as a database expression on an Enrollment queryset.
 
-    Each content item scores 100 when COMPLETED, else its percent, else 0 without a row; the
-    progress is the mean over all of the course's items.
+    Each content item scores by rules.STATUS_SCORES (100 when COMPLETED, else its percent), or
+    0 without a row; the progress is the mean over all of the course's items.
     """
     if not contents:
         return Value(0.0, output_field=FloatField())
@@ -623,9 +602,9 @@ def bulk_progress(*, course_id: int, user_ids: list[int], contents: int) -> list
 def course_analytics(*, course_id: int) -> dict:
     """Course analytics in three aggregate queries; no individual learner appears.
 
-    1. the course (404 when missing) and its enrollments; 2. one GROUP BY over the course's
-    progress rows gives every per-item figure and the enrolled learners' scores (the
-    `IN (SELECT userid ...)` filter is a hashed subplan, built once); 3. the items in course
+    1. the course (404 when missing) and its enrollments, with the sum of their progress
+    totals (the enrolled learners' scores, kept by the database: progress/total_sql.py); 2. one
+    GROUP BY over the course's progress rows gives every per-item figure; 3. the items in course
     order. Python only adds up one line per content item (bench/RESULTS.md has the plans).
     """
     completed = rules.FINISHED
@@ -641,15 +620,15 @@ def course_analytics(*, course_id: int) -> dict:
             ),
             filter=Q(enrollments__completed_at__isnull=False),
         ),
+        # The enrolled learners' scores (hundredths), as kept on their enrollments.
+        score=Sum("enrollments__progress_total"),
     )
     if not stats["course"]:
         raise NotFound("Course not found.")
 
-    score = item_score()
-    enrolled = Enrollment.objects.filter(course_id=course_id).values("user_id")
     per_content = {
-        content_id: (rows, completions, avg_duration, content_score)
-        for content_id, rows, completions, avg_duration, content_score in (
+        content_id: (rows, completions, avg_duration)
+        for content_id, rows, completions, avg_duration in (
             ContentProgress.objects.filter(course_id=course_id)
             .order_by()
             .values("content_id")
@@ -657,9 +636,8 @@ def course_analytics(*, course_id: int) -> dict:
                 rows=Count("id"),
                 completions=Count("id", filter=Q(status=ProgressStatus.COMPLETED)),
                 avg_duration=Avg(Cast("duration", FloatField())),
-                score=Sum(score, filter=Q(user_id__in=enrolled)),
             )
-            .values_list("content_id", "rows", "completions", "avg_duration", "score")
+            .values_list("content_id", "rows", "completions", "avg_duration")
         )
     }
     content_ids = list(
@@ -669,7 +647,7 @@ def course_analytics(*, course_id: int) -> dict:
     )
     content_engagement = []
     for pk in content_ids:
-        _, completions, avg_duration, _ = per_content.get(pk, (0, 0, 0.0, None))
+        _, completions, avg_duration = per_content.get(pk, (0, 0, 0.0))
         content_engagement.append(
             {
                 "contentId": pk,
@@ -678,11 +656,12 @@ def course_analytics(*, course_id: int) -> dict:
             }
         )
     total_rows = sum(entry[0] for entry in per_content.values())
-    total_score = sum((entry[3] or 0) for entry in per_content.values())
 
     total = stats["total"]
     contents = len(content_ids)
-    average_progress = float(total_score) / (contents * total) if contents and total else 0
+    # float(hundredths) / 100 is the double nearest the exact sum, as float(Decimal sum) was.
+    total_score = float(stats["score"] or 0) / 100
+    average_progress = total_score / (contents * total) if contents and total else 0
     completion_time = stats["completion_time"]
     return {
         "totalEnrollments": total,
