@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -34,9 +34,6 @@ from progress.models import (
     metadata_problem,
     same_metadata,
 )
-
-if TYPE_CHECKING:
-    from courseprogress.db.base import DatabaseWrapper as PostgresWrapper
 
 HUNDRED = Decimal("100.00")
 NO_ACTIVE_ENROLLMENT = "The learner has no active enrollment in this course."
@@ -213,8 +210,7 @@ def record_progress_in_sql(
     params: list[Any] = [user_id, course_id, content_id, status, percent, duration]
     params += [Jsonb(metadata) if metadata is not None else None, exact, now]
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    postgres = cast("PostgresWrapper", connection)  # this path runs on PostgreSQL only
-    with savepoint, postgres.server_bound_cursor() as cursor:
+    with savepoint, connection.cursor() as cursor:
         cursor.execute(upsert_sql.CALL, params)
         results = cursor.fetchall()
     outcome, row_id, row_status, row_percent, row_duration, row_metadata, *rest = results[0]

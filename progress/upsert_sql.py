@@ -49,10 +49,9 @@ from progress import rules
 from progress.models import MAX_METADATA_BYTES
 
 FUNCTION = "cp_record_progress"
-ARGUMENT_TYPES = (
-    "integer", "integer", "integer", "text", "numeric", "integer", "jsonb", "boolean", "timestamptz"
-)  # fmt: skip
-SIGNATURE = f"{FUNCTION}({', '.join(ARGUMENT_TYPES)})"
+SIGNATURE = (
+    f"{FUNCTION}(integer, integer, integer, text, numeric, integer, jsonb, boolean, timestamptz)"
+)
 
 # A merged metadata object whose jsonb text is at most this long is certainly within the limit
 # (see above); a longer one is checked by the Python path.
@@ -277,10 +276,8 @@ def uninstall(schema_editor) -> None:
             schema_editor.execute(statement, params=None)
 
 
-# Each placeholder cast to its argument's type: the call is bound by the server
-# (DatabaseWrapper.server_bound_cursor), which sees typed parameters, not literals.
 CALL = (
     f"SELECT outcome, row_id, row_status, row_percent, row_duration, row_metadata,"
     f" row_created_at, row_updated_at, wrote"
-    f" FROM {FUNCTION}({', '.join(f'%s::{kind}' for kind in ARGUMENT_TYPES)})"
+    f" FROM {FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
