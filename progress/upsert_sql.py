@@ -16,6 +16,12 @@ suite). What each step mirrors:
 | the learner's counts, the automatic move | services.progress_stats, rules.automatic_target, |
 | and the completion date                 | rules.entering (via services._sync_locked)       |
 
+One shortcut the Python path does not take, with the same results: a write that leaves its row
+IN_PROGRESS moves the enrollment without counting. That row is one of the course's items and is
+not COMPLETED, so "every item COMPLETED" cannot hold, and it is activity, so ENROLLED moves to
+IN_PROGRESS and nothing else moves (rules.automatic_target). Two of the three writes a learner
+makes to an item are of that kind (bench/notes.md, issue 17, "the POST (third pass)").
+
 Why a function and not one `INSERT ... ON CONFLICT` statement: the automatic moves count the
 learner's other rows, and a statement sees the rows committed when it *started*. Two requests
 completing a learner's last two items would each wait for the enrollment lock, then count
@@ -74,6 +80,7 @@ def function_sql() -> str:
     # The automatic moves only go forward, to IN_PROGRESS or COMPLETED; entering COMPLETED
     # dates the completion once (rules.entering). Entering ENROLLED is never automatic.
     moves = _quoted(rules.MOVES_AUTOMATICALLY)
+    shows_activity = _quoted(rules.ACTIVITY - {P.COMPLETED})
     return f"""
 CREATE OR REPLACE FUNCTION {FUNCTION}(
     p_user integer, p_course integer, p_content integer, p_status text, p_percent numeric,
@@ -98,11 +105,18 @@ DECLARE
 BEGIN
     wrote := false;
     created := false;
-    -- services.record_progress: the enrollment first (the lock order of every writer).
-    SELECT e.enrollmentid, e.enrollmentstatus INTO enr
-      FROM enrollments e WHERE e.userid = p_user AND e.courseid = p_course FOR UPDATE;
-    IF NOT EXISTS (SELECT 1 FROM courseprogress_coursecontent c
-                    WHERE c.id = p_content AND c.course_id = p_course) THEN
+    -- services.record_progress: the enrollment first (the lock order of every writer), and
+    -- the content check in the same statement; a second one only when there is no enrollment.
+    SELECT e.enrollmentid, e.enrollmentstatus,
+           EXISTS (SELECT 1 FROM courseprogress_coursecontent c
+                    WHERE c.id = p_content AND c.course_id = p_course) AS content_ok
+      INTO enr
+      FROM enrollments e WHERE e.userid = p_user AND e.courseid = p_course FOR UPDATE OF e;
+    IF NOT FOUND THEN
+        enr.content_ok := EXISTS (SELECT 1 FROM courseprogress_coursecontent c
+                                   WHERE c.id = p_content AND c.course_id = p_course);
+    END IF;
+    IF NOT enr.content_ok THEN
         outcome := '{NOT_IN_COURSE}';
         RETURN NEXT;
         RETURN;
@@ -199,10 +213,16 @@ BEGIN
     END IF;
     outcome := 'ok';
     wrote := true;
+    target := enr.enrollmentstatus;
 
     -- services._sync_locked: the automatic moves (rules.automatic_target), with counts that
     -- see this write and every committed one (this statement's snapshot is taken now).
-    IF enr.enrollmentstatus IN ({moves}) THEN
+    IF enr.enrollmentstatus IN ({moves}) AND row_status IN ({shows_activity}) THEN
+        -- No count needed: this row is one of the course's items and is not COMPLETED, so
+        -- not every item is completed, and it shows activity (rules.automatic_target).
+        target := CASE WHEN enr.enrollmentstatus = '{rules.E.ENROLLED}'
+                       THEN '{rules.E.IN_PROGRESS}' ELSE enr.enrollmentstatus END;
+    ELSIF enr.enrollmentstatus IN ({moves}) THEN
         -- Driven by the learner's rows (the (userid, courseid) index), not by the course's
         -- items: a plan that starts from the items of a course the statistics have not seen
         -- yet scans the whole course's rows once per item.
@@ -219,16 +239,16 @@ BEGIN
             WHEN n_active > 0 AND enr.enrollmentstatus = '{rules.E.ENROLLED}'
                 THEN '{rules.E.IN_PROGRESS}'
             ELSE enr.enrollmentstatus END;
-        IF target <> enr.enrollmentstatus THEN
-            -- rules.entering: COMPLETED dates the completion, once.
-            UPDATE enrollments e
-               SET enrollmentstatus = target,
-                   completiondate = CASE WHEN target = '{rules.E.COMPLETED}'
-                                         THEN coalesce(e.completiondate, p_now)
-                                         ELSE e.completiondate END,
-                   enrollment_updated_at = p_now
-             WHERE e.enrollmentid = enr.enrollmentid;
-        END IF;
+    END IF;
+    IF target <> enr.enrollmentstatus THEN
+        -- rules.entering: COMPLETED dates the completion, once.
+        UPDATE enrollments e
+           SET enrollmentstatus = target,
+               completiondate = CASE WHEN target = '{rules.E.COMPLETED}'
+                                     THEN coalesce(e.completiondate, p_now)
+                                     ELSE e.completiondate END,
+               enrollment_updated_at = p_now
+         WHERE e.enrollmentid = enr.enrollmentid;
     END IF;
     RETURN NEXT;
 END $fn$;

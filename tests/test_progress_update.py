@@ -7,6 +7,7 @@ import pytest
 from courseprogress.models import CourseStaff
 from progress import services
 from progress.models import ContentProgress, Enrollment
+from progress.serializers import ProgressUpdateIn
 from tests.helpers import PROGRESS_ROW_KEYS, post_update, snapshot
 
 
@@ -452,6 +453,33 @@ def test_missing_required_fields_are_listed(learner_client, enrolled):
     response = post_update(learner_client)
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"courseId", "courseContentId", "progressStatus"}
+
+
+def test_update_bodies_validated_side_by_side_keep_their_own_values_and_errors():
+    """ProgressUpdateIn copies its declared fields shallowly (its get_fields): two bodies
+    validated at once, one good and one bad, each keep their own values and errors, and the
+    declared fields stay unbound for the next request."""
+    good = ProgressUpdateIn(
+        data={"courseId": 1, "courseContentId": 2, "progressStatus": "COMPLETED", "userId": 3}
+    )
+    bad = ProgressUpdateIn(
+        data={"courseId": 0, "courseContentId": 2, "progressStatus": "DONE", "progressPercent": 1.5}
+    )
+    assert all(good.fields[name] is not bad.fields[name] for name in good.fields)
+    assert bad.is_valid() is False
+    assert good.is_valid() is True
+    assert good.validated_data == {
+        "courseId": 1,
+        "courseContentId": 2,
+        "progressStatus": "COMPLETED",
+        "userId": 3,
+    }
+    assert set(bad.errors) == {"courseId", "progressStatus"}
+    assert bad.errors["progressStatus"] == [
+        '"DONE" is not a valid choice; use one of: NOT_STARTED, IN_PROGRESS, COMPLETED, LOCKED.'
+    ]
+    assert bad.validated_data == {}
+    assert all(field.parent is None for field in ProgressUpdateIn._declared_fields.values())
 
 
 # --- enrollment side effects ------------------------------------------------------------------

@@ -292,6 +292,17 @@ RETRY, ENROL = {"op": "retry"}, {"op": "enrol"}
         w(item=1, status="LOCKED", exact=True),
     ]
 )
+@example(  # the enrollment's moves with and without the count (upsert_sql: an IN_PROGRESS row)
+    steps=[
+        w(status="NOT_STARTED"),  # no activity: counted, stays ENROLLED
+        w(item=1, percent="10"),  # IN_PROGRESS without a count
+        w(status="COMPLETED"),  # counted: one of two
+        w(item=1, percent="20", exact=True),  # IN_PROGRESS stays, no count
+        w(item=1, status="NOT_STARTED", exact=True),  # no activity on this row: counted
+        w(item=1, status="COMPLETED"),  # counted: the course is complete
+        w(percent="30", status="IN_PROGRESS", exact=True),  # COMPLETED stays COMPLETED
+    ]
+)
 def test_the_sql_and_python_paths_agree(django_user_model, steps):
     with transaction.atomic():
         python_side, sql_side = make_side(django_user_model), make_side(django_user_model)
