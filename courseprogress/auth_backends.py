@@ -17,13 +17,22 @@ How long can a revoked permission keep working?
   of an entry.
 
 Redis errors never fail a request: any cache error means reading the tables, as ModelBackend.
+
+A miss reads the set in one plain statement (permission_names_sql: the user's own permissions and
+their groups', as ModelBackend unions them) instead of ModelBackend's two ORM queries: a learner
+whose entries expired between two posts pays it on every post (bench/notes.md, issue 17). The
+token authentication runs the same subquery inside its own token lookup, so a cold token costs
+one statement in all. tests/test_auth_backends.py holds the statement to ModelBackend's answers.
 """
+
+import functools
+import json
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
@@ -58,9 +67,67 @@ class CachedPermissionsBackend(ModelBackend):
         if isinstance(perms, frozenset):
             user_obj._perm_cache = set(perms)  # ModelBackend looks here for the rest of the request
             return user_obj._perm_cache
-        perms = super().get_all_permissions(user_obj)
-        safe_set(key, frozenset(perms), ttl)
+        if user_obj.is_superuser:  # every permission: ModelBackend's own rule
+            perms = super().get_all_permissions(user_obj)
+        else:
+            perms = user_obj._perm_cache = read_permissions(user_obj.pk)
+        store(user_obj.pk, frozenset(perms))
         return perms
+
+
+def permission_names_sql(user_id_sql: str) -> str:
+    """A scalar subquery: the permission names ("app_label.codename") of the user whose id is
+    the SQL `user_id_sql`, as JSON array text (NULL or "[]" when none). ModelBackend's set for an
+    active user who is not a superuser: their own permissions and their groups' permissions."""
+    return _permission_names_sql(connection.vendor).replace("{user_id}", user_id_sql)
+
+
+@functools.cache
+def _permission_names_sql(vendor: str) -> str:
+    User = get_user_model()
+    qn = connection.ops.quote_name
+    own, groups = User.user_permissions, User.groups
+    granted = Group.permissions
+    perm = Permission._meta
+    content_type = perm.get_field("content_type").related_model._meta
+
+    def table(meta):
+        return qn(meta.db_table)
+
+    names = (
+        f"SELECT ct.{qn('app_label')} || '.' || p.{qn('codename')} AS name"
+        f" FROM {table(perm)} p JOIN {table(content_type)} ct"
+        f" ON ct.{qn(content_type.pk.column)} = p.{qn(perm.get_field('content_type').column)}"
+    )
+    permission_id = f"p.{qn(perm.pk.column)}"
+    through = own.through._meta
+    member, in_group = groups.through._meta, granted.through._meta
+    aggregate = "json_agg(name)::text" if vendor == "postgresql" else "json_group_array(name)"
+    return (
+        f"(SELECT {aggregate} FROM ("
+        f"{names} JOIN {table(through)} up"
+        f" ON up.{qn(own.field.m2m_reverse_name())} = {permission_id}"
+        f" WHERE up.{qn(own.field.m2m_column_name())} = {{user_id}}"
+        f" UNION {names} JOIN {table(in_group)} gp"
+        f" ON gp.{qn(granted.field.m2m_reverse_name())} = {permission_id}"
+        f" JOIN {table(member)} ug"
+        f" ON ug.{qn(groups.field.m2m_reverse_name())} = gp.{qn(granted.field.m2m_column_name())}"
+        f" WHERE ug.{qn(groups.field.m2m_column_name())} = {{user_id}}"
+        f") AS names)"
+    )
+
+
+def permission_names(value) -> set[str]:
+    """The set from permission_names_sql's JSON text."""
+    return set(json.loads(value)) if value else set()
+
+
+def read_permissions(user_id) -> set[str]:
+    """The set of an active user who is not a superuser, in one statement."""
+    with connection.cursor() as cursor:
+        sql = permission_names_sql("%s")  # the id appears once per source of permissions
+        cursor.execute(f"SELECT {sql}", [user_id] * sql.count("%s"))
+        return permission_names(cursor.fetchone()[0])
 
 
 BACKEND = f"{__name__}.CachedPermissionsBackend"
@@ -85,6 +152,11 @@ def prime(user_obj, perms) -> None:
         and not hasattr(user_obj, "_perm_cache")
     ):
         user_obj._perm_cache = set(perms)
+
+
+def store(user_id, perms: frozenset) -> None:
+    """Keep a set read elsewhere in the request (the token lookup reads it with the token)."""
+    safe_set(cache_key(user_id), perms, cache_ttl())
 
 
 def forget_users(user_ids) -> None:

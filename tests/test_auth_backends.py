@@ -6,12 +6,18 @@ takes at most AUTH_PERMISSION_CACHE_TTL seconds; cache errors fall back to the t
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIRequestFactory
 
-from courseprogress import safe_cache
+from courseprogress import auth_backends, authentication, safe_cache
 from courseprogress.auth_backends import cache_key
 from tests.helpers import expire, seconds_left
 
@@ -49,7 +55,7 @@ def test_the_backend_is_the_configured_one(settings):
 def test_the_second_request_reads_no_permission_table(learner, grant, committed):
     with committed():
         learner.user_permissions.add(grant)
-    assert has_perm(learner) == (True, 2)  # ModelBackend: own and group permissions
+    assert has_perm(learner) == (True, 1)  # own and group permissions, one statement
     assert has_perm(learner) == (True, 0)
     assert has_perm(learner, "progress.update_any_progress") == (False, 0)
 
@@ -144,7 +150,56 @@ def test_cache_errors_fall_back_to_the_tables(monkeypatch, learner, grant, commi
         monkeypatch.setattr(safe_cache.cache, name, broken)
     with committed():
         learner.user_permissions.add(grant)
-    assert has_perm(learner) == (True, 2)
+    assert has_perm(learner) == (True, 1)
     with committed():
         learner.user_permissions.remove(grant)  # the invalidation fails quietly
-    assert has_perm(learner) == (False, 2)
+    assert has_perm(learner) == (False, 1)
+
+
+# --- the one statement against ModelBackend ----------------------------------------------------
+
+PERMS = ["view_all_progress", "update_any_progress", "add_group", "change_group", "delete_user"]
+
+
+@examples(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    own=st.sets(st.sampled_from(PERMS)),
+    groups=st.lists(st.sets(st.sampled_from(PERMS)), max_size=3),
+    member_of=st.sets(st.integers(0, 2)),
+)
+def test_the_statement_reads_what_model_backend_reads(own, groups, member_of):
+    """Random own permissions, groups with random permissions, random memberships (a permission
+    both own and through a group, groups granting nothing, groups the user is not in): the one
+    statement, the token lookup's annotation of it and ModelBackend name the same set."""
+    by_codename = {p.codename: p for p in Permission.objects.filter(codename__in=PERMS)}
+    assert set(by_codename) == set(PERMS)
+    with transaction.atomic():
+        user = get_user_model().objects.create_user("someone")
+        bystander = get_user_model().objects.create_user("bystander")
+        user.user_permissions.set([by_codename[c] for c in own])
+        bystander.user_permissions.set(by_codename.values())
+        for i, codenames in enumerate(groups):
+            group = Group.objects.create(name=f"group {i}")
+            group.permissions.set([by_codename[c] for c in codenames])
+            if i in member_of:
+                user.groups.add(group)
+        token = Token.objects.create(user=user)
+        expected = ModelBackend().get_all_permissions(fresh(user))
+        assert auth_backends.read_permissions(user.pk) == expected
+        assert authentication._read_credentials(token.key)[2] == expected
+        transaction.set_rollback(True)
+
+
+def test_a_cold_token_and_its_permissions_are_one_statement(learner, grant, committed):
+    """A request whose token entry and permission set both expired (a learner posting every
+    minute): the token, its user and the user's permissions come in one statement."""
+    with committed():
+        learner.user_permissions.add(grant)
+    token = Token.objects.create(user=learner)
+    request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    with CaptureQueriesContext(connection) as ctx:
+        user, _ = authentication.CachedTokenAuthentication().authenticate(request)
+        assert user.has_perm(VIEW_ALL) is True
+        assert user.has_perm("progress.update_any_progress") is False
+    assert len(ctx.captured_queries) == 1
+    assert has_perm(learner) == (True, 0)  # and the set is kept for the next requests
