@@ -13,6 +13,6 @@ def install_functions(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("progress", "0006_record_progress_function_returns_stored_row")]
+    dependencies = [("progress", "0008_record_progress_fewer_statements")]
 
     operations = [migrations.RunPython(install_functions, migrations.RunPython.noop)]

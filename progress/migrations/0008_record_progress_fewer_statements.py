@@ -15,7 +15,7 @@ def install(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("progress", "0006_record_progress_function_returns_stored_row"),
+        ("progress", "0007_enrollment_progress_total"),
     ]
 
     operations = [migrations.RunPython(install, migrations.RunPython.noop)]
