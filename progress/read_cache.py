@@ -90,6 +90,24 @@ def course_stamp_at(course_id: int) -> Stamp | None:
     return Stamp(f"{course_version}:{enrollments}:{versions}", *position)
 
 
+@functools.cache
+def learner_stamp_sql() -> str:
+    """learner_stamp()'s value as a PostgreSQL scalar subquery (parameters: user, course; NULL
+    when not enrolled), for a statement that compares it with an entry's (cached_checked)."""
+    from progress.models import Enrollment
+
+    qn = connection.ops.quote_name
+
+    def column(name):
+        return qn(Enrollment._meta.get_field(name).column)
+
+    return (
+        f"(SELECT {column('id')}::text || '.' || {column('cache_version')}::text"
+        f" FROM {qn(Enrollment._meta.db_table)}"
+        f" WHERE {column('user')} = %s AND {column('course')} = %s)"
+    )
+
+
 def learner_version(*, course_id: int, user_id: int) -> str | None:
     stamp = learner_stamp(course_id=course_id, user_id=user_id)
     return stamp.value if stamp else None
@@ -154,12 +172,48 @@ def _parts_at(entry, stamp) -> dict[str, JSONFragment] | None:
 def _compute_and_store(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int) -> dict:
     # On a replica only once it has every write up to where the stamp was read: the entry is
     # never older than its stamp.
-    data = replicas.compute_at(stamp.position, compute)
+    return _store(key, stamp.value, replicas.compute_at(stamp.position, compute), ttl)
+
+
+def _store(key: str, stamp: str, data: dict, ttl: int) -> dict:
+    """Keep `data` under `key` as made at `stamp`; its parts as JSON fragments."""
     parts = {name: dumps(value) for name, value in data.items()}
     if any(body is None for body in parts.values()):  # not for orjson: serve it, do not keep it
         return data
-    safe_set(key, {"stamp": stamp.value, "parts": parts}, ttl)
+    safe_set(key, {"stamp": stamp, "parts": parts}, ttl)
     return {name: json_fragment(cast(bytes, body)) for name, body in parts.items()}
+
+
+def _stamp_of(entry) -> str | None:
+    """The stamp an entry was made at; None for no entry or one of another shape."""
+    if isinstance(entry, dict) and "parts" in entry and isinstance(entry.get("stamp"), str):
+        return entry["stamp"]
+    return None
+
+
+def cached_checked(
+    key: str,
+    read: Callable[[str | None], tuple[str | None, dict | None]],
+    *,
+    ttl_name: str,
+) -> dict:
+    """The cached read in one database statement, hit or miss: the entry first, then
+    `read(held)` (held: the entry's stamp, None without one) returns the current stamp (None:
+    nothing to cache, e.g. not enrolled) and, only when it differs from `held`, the result,
+    read by the same statement (so in the same snapshot as the stamp). A current entry is
+    served, a result stored under its stamp. Contract 3.9 holds as in cached(): an entry is
+    served only when its stamp equals the one read from the database in this request.
+    Only where no replica computes misses (a miss there waits for the stamp's WAL position)."""
+    entry = safe_get(key)
+    held = _stamp_of(entry)
+    stamp, data = read(held)
+    if data is None:
+        if stamp is None or stamp != held:  # pragma: no cover - read() broke its promise
+            raise RuntimeError("A checked read returned no result for a stamp that differs")
+        return cast(dict, _parts_at(entry, held))
+    if stamp is None:
+        return data
+    return _store(key, stamp, data, ttl(ttl_name))
 
 
 def get_or_compute(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int) -> dict:

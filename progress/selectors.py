@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import (
     Avg,
     Case,
@@ -173,17 +173,39 @@ def _values_sql(model, names: tuple[str, ...], where: tuple[str, ...]) -> str:
 
 
 @functools.cache
-def _learner_sql(time_zone: str) -> str:
-    """3.1 as one statement (parameters: user, course, user, course), built once per TIME_ZONE:
-    building it through the ORM on every miss cost as much as running it."""
+def _learner_parts_sql(time_zone: str) -> tuple[str, str]:
+    """3.1's two scalar subqueries: the enrollment object and the rows (parameters: user,
+    course each), built once per TIME_ZONE: building them through the ORM on every miss cost
+    as much as running them."""
     where = ("user_id", "course_id")
     enrollment = _values_sql(Enrollment, ENROLLMENT_VALUES, where)
     rows = _values_sql(ContentProgress, PROGRESS_VALUES, where)
     enrollment_json = json_object_sql(ENROLLMENT_FIELDS, "e", time_zone)
     rows_json = _json_list_sql(PROGRESS_FIELDS, "r", LOG_ORDER, time_zone)
     return (
-        f"SELECT (SELECT {enrollment_json} FROM ({enrollment}) e),"
-        f" (SELECT {rows_json} FROM ({rows}) r)"
+        f"(SELECT {enrollment_json} FROM ({enrollment}) e)",
+        f"(SELECT {rows_json} FROM ({rows}) r)",
+    )
+
+
+def _learner_sql(time_zone: str) -> str:
+    """3.1 as one statement (parameters: user, course, user, course)."""
+    enrollment, rows = _learner_parts_sql(time_zone)
+    return f"SELECT {enrollment}, {rows}"
+
+
+@functools.cache
+def _learner_checked_sql(time_zone: str) -> str:
+    """The learner's stamp and, only when it differs from the stamp given (an entry's; NULL
+    for none), 3.1 (parameters: held, user, course, held, user, course, user, course). The
+    JSON subqueries are InitPlans, run only when the CASE asks for them: a hit computes
+    nothing (tests/test_cache.py, EXPLAIN ANALYZE in bench/notes.md)."""
+    enrollment, rows = _learner_parts_sql(time_zone)
+    return (
+        f"SELECT s.stamp,"
+        f" CASE WHEN s.stamp = %s THEN NULL ELSE {enrollment} END,"
+        f" CASE WHEN s.stamp = %s THEN NULL ELSE {rows} END"
+        f" FROM (SELECT {read_cache.learner_stamp_sql()} AS stamp OFFSET 0) s"
     )
 
 
@@ -193,6 +215,20 @@ def _learner_json(*, course_id: int, user_id: int, alias: str) -> tuple:
         cursor.execute(_learner_sql(settings.TIME_ZONE), (user_id, course_id, user_id, course_id))
         enrollment, rows = cursor.fetchone()
     return _fragment(enrollment), _fragment(rows)
+
+
+def _learner_checked(*, course_id: int, user_id: int, held: str | None):
+    """read_cache.cached_checked's read for 3.1: (stamp, None) when `held` is current, else
+    (stamp or None when not enrolled, 3.1's result), in one statement."""
+    ids = (user_id, course_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_learner_checked_sql(settings.TIME_ZONE), (held, *ids, held, *ids, *ids))
+        stamp, enrollment, rows = cursor.fetchone()
+    if stamp is not None and stamp == held:
+        return stamp, None
+    if enrollment is None:  # an enrollment proves both exist; without one, check
+        ensure_course_and_user(course_id=course_id, user_id=user_id)
+    return stamp, {"enrollments": _fragment(enrollment), "activityLogs": _fragment(rows)}
 
 
 def _order_sql(queryset: QuerySet, source: str) -> str:
@@ -387,6 +423,12 @@ def learner_progress(*, course_id: int, user_id: int) -> dict:
 
 
 def cached_learner_progress(*, course_id: int, user_id: int) -> dict:
+    if json_from_database(DEFAULT_DB_ALIAS) and not replicas.enabled():  # one statement
+        return read_cache.cached_checked(
+            read_cache.learner_key(course_id, user_id),
+            lambda held: _learner_checked(course_id=course_id, user_id=user_id, held=held),
+            ttl_name="LEARNER_PROGRESS",
+        )
     version = read_cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:
         return learner_progress(course_id=course_id, user_id=user_id)
