@@ -108,6 +108,23 @@ def learner_stamp_sql() -> str:
     )
 
 
+def course_stamp_and_staff(course_id: int, user_id: int) -> tuple[Stamp | None, set[int]]:
+    """course_stamp_at(course_id), and the ids of the courses `user_id` is staff of (OWNER or
+    INSTRUCTOR), in one statement: a course-scoped read authorises (progress/policy.py decides
+    with them) and checks its cache with one round trip. Plain SQL, the same on every
+    database: the staff rows, then the course's stamp row (none when the course is missing)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_stamp_sql(reads_position())["course_and_staff"], [user_id, course_id])
+        rows = cursor.fetchall()
+    taught = {row[1] for row in rows if row[0] == 0}
+    stamp = None
+    for row in rows:
+        if row[0] == 1:
+            _, course_version, enrollments, versions, *position = row
+            stamp = Stamp(f"{course_version}:{enrollments}:{versions}", *position)
+    return stamp, taught
+
+
 def learner_version(*, course_id: int, user_id: int) -> str | None:
     stamp = learner_stamp(course_id=course_id, user_id=user_id)
     return stamp.value if stamp else None
@@ -125,9 +142,9 @@ def reads_position() -> bool:
 
 @functools.cache
 def _stamp_sql(with_position: bool) -> dict[str, str]:
-    """The two stamp statements, with table and column names taken from the models; with the
+    """The stamp statements, with table and column names taken from the models; with the
     primary's WAL position in the same statement when `with_position`."""
-    from courseprogress.models import Course
+    from courseprogress.models import Course, CourseStaff
     from progress.models import Enrollment
 
     qn = connection.ops.quote_name
@@ -137,20 +154,26 @@ def _stamp_sql(with_position: bool) -> dict[str, str]:
 
     position = ", pg_current_wal_lsn()::text" if with_position else ""
     enrollments, courses = qn(Enrollment._meta.db_table), qn(Course._meta.db_table)
+    course = (
+        f"SELECT c.{column(Course, 'cache_version')}, COUNT(e.{column(Enrollment, 'id')}),"
+        f" COALESCE(SUM(e.{column(Enrollment, 'cache_version')}), 0){position}"
+        f" FROM {courses} c LEFT JOIN {enrollments} e"
+        f" ON e.{column(Enrollment, 'course')} = c.{column(Course, 'id')}"
+        f" WHERE c.{column(Course, 'id')} = %s"
+        f" GROUP BY c.{column(Course, 'id')}, c.{column(Course, 'cache_version')}"
+    )
+    staff = (
+        f"SELECT 0, {column(CourseStaff, 'course')}, NULL, NULL{', NULL' if with_position else ''}"
+        f" FROM {qn(CourseStaff._meta.db_table)} WHERE {column(CourseStaff, 'user')} = %s"
+    )
     return {
         "learner": (
             f"SELECT {column(Enrollment, 'id')}, {column(Enrollment, 'cache_version')}{position}"
             f" FROM {enrollments}"
             f" WHERE {column(Enrollment, 'user')} = %s AND {column(Enrollment, 'course')} = %s"
         ),
-        "course": (
-            f"SELECT c.{column(Course, 'cache_version')}, COUNT(e.{column(Enrollment, 'id')}),"
-            f" COALESCE(SUM(e.{column(Enrollment, 'cache_version')}), 0){position}"
-            f" FROM {courses} c LEFT JOIN {enrollments} e"
-            f" ON e.{column(Enrollment, 'course')} = c.{column(Course, 'id')}"
-            f" WHERE c.{column(Course, 'id')} = %s"
-            f" GROUP BY c.{column(Course, 'id')}, c.{column(Course, 'cache_version')}"
-        ),
+        "course": course,
+        "course_and_staff": f"{staff} UNION ALL SELECT 1, {course.removeprefix('SELECT ')}",
     }
 
 

@@ -615,9 +615,10 @@ def _course_learners_filtered(course_id: int, params, contents: int | None) -> Q
     return filterset.qs
 
 
-def cached_course_page(*, course_id: int, params) -> dict:
+def cached_course_page(*, course_id: int, params, stamp: read_cache.Stamp | None) -> dict:
+    """3.2 through the cache, checked against `stamp`: the course's, read in this request (by
+    policy.CanViewCourse, with the staff check); None when the course does not exist."""
     params = relevant_params(params, COURSE_PAGE_PARAMS)
-    stamp = read_cache.course_stamp_at(course_id)
     if stamp is None:
         raise NotFound("Course not found.")
     validated = validated_params(CourseLearnersFilter, params, course_page_pagination())
@@ -742,7 +743,13 @@ def course_analytics(*, course_id: int) -> dict:
 
 
 def cached_course_analytics(*, course_id: int) -> dict:
-    stamp = read_cache.course_stamp_at(course_id)
+    return course_analytics_at(course_id=course_id, stamp=read_cache.course_stamp_at(course_id))
+
+
+def course_analytics_at(*, course_id: int, stamp: read_cache.Stamp | None) -> dict:
+    """3.5 through the cache, checked against `stamp`: the course's, read in this request (the
+    API's by policy.CanViewCourse, with the staff check); None when the course does not
+    exist."""
     if stamp is None:
         raise NotFound("Course not found.")
     return read_cache.cached(
