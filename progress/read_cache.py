@@ -6,10 +6,15 @@ Every cached entry is checked against a stamp read from the database in the same
 The database moves these itself, by triggers, in the transaction of every write — whoever
 writes: the API, the admin, commands, `QuerySet.update()`, `bulk_create()`, plain SQL (see
 progress/migrations/0003_freshness_triggers.py for what moves which stamp, and why a stamp
-never comes back). An invalidation that never reached Redis therefore cannot bring an old entry
-back: the entry's stamp no longer matches the database. After commit the services also delete
-the superseded entries, to free memory and keep Redis small; that delete is best effort and
-freshness does not depend on it.
+never comes back). An entry made before a write therefore can never be served after it: its
+stamp no longer matches the database.
+
+Writes delete no entries (they did until issue 17's third pass, bench/notes.md): a stale entry
+costs a read the same statements as an absent one (cached_checked reads the data in the stamp's
+statement either way), so the delete only freed memory early, for a Redis round trip on every
+write. Redis stays bounded without it: every entry keeps its TTL (CACHE_TTL_*), and keys are
+per learner and course, per course, or per validated parameters, so the next read overwrites a
+stale entry rather than adding one beside it.
 
 Callers authorise first; these functions only ever see requests already allowed to read.
 Redis errors are ignored by django-redis (short socket timeouts, logged), so a read falls back
@@ -20,16 +25,16 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import NamedTuple, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 
 from courseprogress import replicas
 from courseprogress.renderers import JSONFragment, dumps, json_fragment
-from courseprogress.safe_cache import safe_delete_many, safe_get, safe_set
+from courseprogress.safe_cache import safe_get, safe_set
 
 # The layout of the entries (see "entries" below). A new layout takes a new version, so that
 # while old and new workers run side by side (a rolling deploy) neither reads the other's.
@@ -287,20 +292,6 @@ def as_data(parts: dict) -> dict:
         name: json.loads(value.body) if isinstance(value, JSONFragment) else value
         for name, value in parts.items()
     }
-
-
-def invalidate_many_on_commit(pairs: Iterable[tuple[int, int]]) -> None:
-    """Delete the superseded entries of these (user_id, course_id) pairs once the write is
-    committed, in one round trip (best effort; see above)."""
-    keys = set()
-    for user_id, course_id in pairs:
-        keys.update({learner_key(course_id, user_id), analytics_key(course_id)})
-    if keys:
-        transaction.on_commit(lambda: safe_delete_many(sorted(keys)))
-
-
-def invalidate_on_commit(*, user_id: int, course_id: int) -> None:
-    invalidate_many_on_commit([(user_id, course_id)])
 
 
 def ttl(name: str) -> int:

@@ -339,7 +339,7 @@ def test_a_lost_invalidation_never_serves_the_old_entry(
         assert mine.get(learner_url(course, learner)).json()["results"]["activityLogs"] == []
         assert staff.get(analytics_url(course)).json()["results"]["totalActivities"] == 0
         proxy.cut()
-        services.record_progress(  # its after-commit delete cannot reach Redis
+        services.record_progress(  # Redis is cut off while the write commits
             user_id=learner.pk, course_id=course.pk, content_id=contents[0].pk, status="COMPLETED"
         )
         proxy.heal()

@@ -166,6 +166,36 @@ def test_a_plain_sql_write_from_another_service_is_seen(
     assert after == uncached(course, learner)
 
 
+def test_a_write_deletes_no_cache_entry(
+    client_for, learner, course, contents, enrolled, committed, monkeypatch
+):
+    """A POST costs no Redis delete (one round trip fewer): the stale entry stays until the
+    next read, which replaces it."""
+    client = client_for(learner)
+    client.get(learner_url(course, learner))
+    key = read_cache.learner_key(course.pk, learner.pk)
+    old = cache.get(key)["stamp"]
+    deletes = []
+    for name in ("delete", "delete_many"):
+        monkeypatch.setattr(cache, name, lambda *args, **kwargs: deletes.append(args))
+    with committed():
+        response = client.post(
+            "/user-progress/update",
+            {
+                "courseId": course.pk,
+                "courseContentId": contents[0].pk,
+                "progressStatus": "COMPLETED",
+            },
+            format="json",
+        )
+    assert response.status_code == 200
+    assert deletes == []
+    assert cache.get(key)["stamp"] == old
+    after = client.get(learner_url(course, learner)).json()["results"]
+    assert [row["courseContentId"] for row in after["activityLogs"]] == [contents[0].pk]
+    assert cache.get(key)["stamp"] == current_stamp(course, learner) != old
+
+
 class Rollback(Exception):
     pass
 
