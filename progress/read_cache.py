@@ -102,14 +102,11 @@ def learner_stamp_sql() -> str:
     from progress.models import Enrollment
 
     qn = connection.ops.quote_name
-
-    def column(name):
-        return qn(Enrollment._meta.get_field(name).column)
-
+    column = {f.name: qn(cast(str, f.column)) for f in Enrollment._meta.concrete_fields}
     return (
-        f"(SELECT {column('id')}::text || '.' || {column('cache_version')}::text"
+        f"(SELECT {column['id']}::text || '.' || {column['cache_version']}::text"
         f" FROM {qn(Enrollment._meta.db_table)}"
-        f" WHERE {column('user')} = %s AND {column('course')} = %s)"
+        f" WHERE {column['user']} = %s AND {column['course']} = %s)"
     )
 
 
