@@ -9,10 +9,10 @@ progress/migrations/0003_freshness_triggers.py for what moves which stamp, and w
 never comes back). An entry made before a write therefore can never be served after it: its
 stamp no longer matches the database.
 
-Writes delete no entries (they did until issue 17's third pass, bench/notes.md): a stale entry
-costs a read the same statements as an absent one (cached_checked reads the data in the stamp's
-statement either way), so the delete only freed memory early, for a Redis round trip on every
-write. Redis stays bounded without it: every entry keeps its TTL (CACHE_TTL_*), and keys are
+Writes delete no entries (they did until issue 17's third pass, bench/notes.md): the delete
+only freed memory early, and cost every write a Redis round trip whether a read followed or not
+(a read that then finds the stale entry pays one small stamp statement more than one that finds
+none: cached_at_once). Redis stays bounded without it: every entry keeps its TTL (CACHE_TTL_*), and keys are
 per learner and course, per course, or per validated parameters, so the next read overwrites a
 stale entry rather than adding one beside it.
 
@@ -216,29 +216,35 @@ def _stamp_of(entry) -> str | None:
     return None
 
 
-def cached_checked(
+def cached_at_once(
     key: str,
-    read: Callable[[str | None], tuple[str | None, dict | None]],
     *,
+    stamp: Callable[[], Stamp | None],
+    compute: Callable[[], dict],
+    stamp_and_compute: Callable[[], tuple[str | None, dict]],
     ttl_name: str,
 ) -> dict:
-    """The cached read in one database statement, hit or miss: the entry first, then
-    `read(held)` (held: the entry's stamp, None without one) returns the current stamp (None:
-    nothing to cache, e.g. not enrolled) and, only when it differs from `held`, the result,
-    read by the same statement (so in the same snapshot as the stamp). A current entry is
-    served, a result stored under its stamp. Contract 3.9 holds as in cached(): an entry is
-    served only when its stamp equals the one read from the database in this request.
-    Only where no replica computes misses (a miss there waits for the stamp's WAL position)."""
+    """cached(), with a miss that finds no entry in one database statement instead of two.
+
+    - An entry: `stamp()` (a small statement, cheap to plan), then the entry when it was made
+      at that stamp, else compute() stored under it: as cached().
+    - No entry: `stamp_and_compute()` returns the stamp and the result from one statement (so
+      from one snapshot), and the result is stored under that stamp.
+    A stamp of None (e.g. not enrolled) means: not cached, compute()'s answer as it is.
+    Contract 3.9 holds as in cached(): an entry is served only when its stamp equals the one
+    read from the database in this request. Not where replicas compute misses: there a miss
+    waits for the stamp's WAL position (_compute_and_store)."""
     entry = safe_get(key)
-    held = _stamp_of(entry)
-    stamp, data = read(held)
-    if data is None:
-        if stamp is None or stamp != held:  # pragma: no cover - read() broke its promise
-            raise RuntimeError("A checked read returned no result for a stamp that differs")
-        return cast(dict, _parts_at(entry, held))
-    if stamp is None:
-        return data
-    return _store(key, stamp, data, ttl(ttl_name))
+    if _stamp_of(entry) is None:
+        current, data = stamp_and_compute()
+        return data if current is None else _store(key, current, data, ttl(ttl_name))
+    found = stamp()
+    if found is None:
+        return compute()
+    parts = _parts_at(entry, found.value)
+    if parts is not None:
+        return parts
+    return _store(key, found.value, compute(), ttl(ttl_name))
 
 
 def get_or_compute(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int) -> dict:

@@ -195,18 +195,11 @@ def _learner_sql(time_zone: str) -> str:
 
 
 @functools.cache
-def _learner_checked_sql(time_zone: str) -> str:
-    """The learner's stamp and, only when it differs from the stamp given (an entry's; NULL
-    for none), 3.1 (parameters: held, user, course, held, user, course, user, course). The
-    JSON subqueries are InitPlans, run only when the CASE asks for them: a hit computes
-    nothing (tests/test_cache.py, EXPLAIN ANALYZE in bench/notes.md)."""
+def _learner_stamped_sql(time_zone: str) -> str:
+    """The learner's stamp (read_cache.learner_stamp_sql; NULL when not enrolled) and 3.1 in
+    one statement (parameters: user, course, three times): a miss with no entry to check."""
     enrollment, rows = _learner_parts_sql(time_zone)
-    return (
-        f"SELECT s.stamp,"
-        f" CASE WHEN s.stamp = %s THEN NULL ELSE {enrollment} END,"
-        f" CASE WHEN s.stamp = %s THEN NULL ELSE {rows} END"
-        f" FROM (SELECT {read_cache.learner_stamp_sql()} AS stamp OFFSET 0) s"
-    )
+    return f"SELECT {read_cache.learner_stamp_sql()}, {enrollment}, {rows}"
 
 
 def _learner_json(*, course_id: int, user_id: int, alias: str) -> tuple:
@@ -217,15 +210,13 @@ def _learner_json(*, course_id: int, user_id: int, alias: str) -> tuple:
     return _fragment(enrollment), _fragment(rows)
 
 
-def _learner_checked(*, course_id: int, user_id: int, held: str | None):
-    """read_cache.cached_checked's read for 3.1: (stamp, None) when `held` is current, else
-    (stamp or None when not enrolled, 3.1's result), in one statement."""
+def _learner_stamped(*, course_id: int, user_id: int) -> tuple[str | None, dict]:
+    """read_cache.cached_at_once's one-statement miss for 3.1: (the learner's stamp, or None
+    when not enrolled; 3.1's result)."""
     ids = (user_id, course_id)
     with connection.cursor() as cursor:
-        cursor.execute(_learner_checked_sql(settings.TIME_ZONE), (held, *ids, held, *ids, *ids))
+        cursor.execute(_learner_stamped_sql(settings.TIME_ZONE), ids * 3)
         stamp, enrollment, rows = cursor.fetchone()
-    if stamp is not None and stamp == held:
-        return stamp, None
     if enrollment is None:  # an enrollment proves both exist; without one, check
         ensure_course_and_user(course_id=course_id, user_id=user_id)
     return stamp, {"enrollments": _fragment(enrollment), "activityLogs": _fragment(rows)}
@@ -423,10 +414,12 @@ def learner_progress(*, course_id: int, user_id: int) -> dict:
 
 
 def cached_learner_progress(*, course_id: int, user_id: int) -> dict:
-    if json_from_database(DEFAULT_DB_ALIAS) and not replicas.enabled():  # one statement
-        return read_cache.cached_checked(
+    if json_from_database(DEFAULT_DB_ALIAS) and not replicas.enabled():
+        return read_cache.cached_at_once(
             read_cache.learner_key(course_id, user_id),
-            lambda held: _learner_checked(course_id=course_id, user_id=user_id, held=held),
+            stamp=lambda: read_cache.learner_stamp(course_id=course_id, user_id=user_id),
+            compute=lambda: learner_progress(course_id=course_id, user_id=user_id),
+            stamp_and_compute=lambda: _learner_stamped(course_id=course_id, user_id=user_id),
             ttl_name="LEARNER_PROGRESS",
         )
     version = read_cache.learner_stamp(course_id=course_id, user_id=user_id)
