@@ -12,9 +12,9 @@ stamp no longer matches the database.
 Writes delete no entries (they did until issue 17's third pass, bench/notes.md): the delete
 only freed memory early, and cost every write a Redis round trip whether a read followed or not
 (a read that then finds the stale entry pays one small stamp statement more than one that finds
-none: cached_at_once). Redis stays bounded without it: every entry keeps its TTL (CACHE_TTL_*), and keys are
-per learner and course, per course, or per validated parameters, so the next read overwrites a
-stale entry rather than adding one beside it.
+none: cached_at_once). Redis stays bounded without it: every entry keeps its TTL (CACHE_TTL_*),
+and keys are per learner and course, per course, or per validated parameters, so the next read
+overwrites a stale entry rather than adding one beside it.
 
 Callers authorise first; these functions only ever see requests already allowed to read.
 Redis errors are ignored by django-redis (short socket timeouts, logged), so a read falls back
