@@ -98,7 +98,7 @@ def course_stamp_at(course_id: int) -> Stamp | None:
 @functools.cache
 def learner_stamp_sql() -> str:
     """learner_stamp()'s value as a PostgreSQL scalar subquery (parameters: user, course; NULL
-    when not enrolled), for a statement that compares it with an entry's (cached_checked)."""
+    when not enrolled), to be read with the data (selectors._learner_stamped_sql)."""
     from progress.models import Enrollment
 
     qn = connection.ops.quote_name
