@@ -19,7 +19,9 @@ from rest_framework.permissions import IsAuthenticated
 
 from courseprogress.exceptions import AccessDenied
 from courseprogress.models import CourseStaff
+from progress import read_cache
 from progress.models import Enrollment
+from progress.read_cache import Stamp
 from progress.rules import ProgressStatus
 from progress.serializers import json_int
 
@@ -49,6 +51,18 @@ def taught_course_ids(user) -> set[int]:
         )
         user._taught_course_ids = cached
     return cached
+
+
+def course_stamp_for(user, course_id: int) -> Stamp | None:
+    """The course's cache stamp (read_cache.course_stamp_at) for a course-scoped read, with
+    taught_course_ids' memo filled by the same statement when it is still empty: the permission
+    then decides with no statement of its own, and the view checks its cache against this
+    stamp (read in this request: contract 3.9). Nothing here decides: can_view_course does."""
+    known = getattr(user, "_taught_course_ids", None) is not None
+    if known or not (user and user.is_authenticated):
+        return read_cache.course_stamp_at(course_id)
+    stamp, user._taught_course_ids = read_cache.course_stamp_and_staff(course_id, user.pk)
+    return stamp
 
 
 def is_course_staff(user, course_id) -> bool:
@@ -225,10 +239,14 @@ class CanViewLearner(_Guarded):
 
 
 class CanViewCourse(_Guarded):
-    """GET /user-progress/course/{courseId}/all and .../analytics."""
+    """GET /user-progress/course/{courseId}/all and .../analytics. The course's stamp is read
+    with the staff check, in one statement, and kept on the view as `course_stamp` (None: no
+    such course, a 404 for those allowed to ask; everyone else gets 403 first)."""
 
     def allows(self, request, view):
-        return can_view_course(request.user, course_id=view.kwargs["course_id"])
+        course_id = view.kwargs["course_id"]
+        view.course_stamp = course_stamp_for(request.user, course_id)
+        return can_view_course(request.user, course_id=course_id)
 
 
 class CanRecordProgress(_Guarded):

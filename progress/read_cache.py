@@ -6,10 +6,15 @@ Every cached entry is checked against a stamp read from the database in the same
 The database moves these itself, by triggers, in the transaction of every write — whoever
 writes: the API, the admin, commands, `QuerySet.update()`, `bulk_create()`, plain SQL (see
 progress/migrations/0003_freshness_triggers.py for what moves which stamp, and why a stamp
-never comes back). An invalidation that never reached Redis therefore cannot bring an old entry
-back: the entry's stamp no longer matches the database. After commit the services also delete
-the superseded entries, to free memory and keep Redis small; that delete is best effort and
-freshness does not depend on it.
+never comes back). An entry made before a write therefore can never be served after it: its
+stamp no longer matches the database.
+
+Writes delete no entries (they did until issue 17's third pass, bench/notes.md): the delete
+only freed memory early, and cost every write a Redis round trip whether a read followed or not
+(a read that then finds the stale entry pays one small stamp statement more than one that finds
+none: cached_at_once). Redis stays bounded without it: every entry keeps its TTL (CACHE_TTL_*),
+and keys are per learner and course, per course, or per validated parameters, so the next read
+overwrites a stale entry rather than adding one beside it.
 
 Callers authorise first; these functions only ever see requests already allowed to read.
 Redis errors are ignored by django-redis (short socket timeouts, logged), so a read falls back
@@ -20,16 +25,16 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import NamedTuple, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 
 from courseprogress import replicas
 from courseprogress.renderers import JSONFragment, dumps, json_fragment
-from courseprogress.safe_cache import safe_delete_many, safe_get, safe_set
+from courseprogress.safe_cache import safe_get, safe_set
 
 # The layout of the entries (see "entries" below). A new layout takes a new version, so that
 # while old and new workers run side by side (a rolling deploy) neither reads the other's.
@@ -90,6 +95,38 @@ def course_stamp_at(course_id: int) -> Stamp | None:
     return Stamp(f"{course_version}:{enrollments}:{versions}", *position)
 
 
+@functools.cache
+def learner_stamp_sql() -> str:
+    """learner_stamp()'s value as a PostgreSQL scalar subquery (parameters: user, course; NULL
+    when not enrolled), to be read with the data (selectors._learner_stamped_sql)."""
+    from progress.models import Enrollment
+
+    qn = connection.ops.quote_name
+    column = {f.name: qn(cast(str, f.column)) for f in Enrollment._meta.concrete_fields}
+    return (
+        f"(SELECT {column['id']}::text || '.' || {column['cache_version']}::text"
+        f" FROM {qn(Enrollment._meta.db_table)}"
+        f" WHERE {column['user']} = %s AND {column['course']} = %s)"
+    )
+
+
+def course_stamp_and_staff(course_id: int, user_id: int) -> tuple[Stamp | None, set[int]]:
+    """course_stamp_at(course_id), and the ids of the courses `user_id` is staff of (OWNER or
+    INSTRUCTOR), in one statement: a course-scoped read authorises (progress/policy.py decides
+    with them) and checks its cache with one round trip. Plain SQL, the same on every
+    database: the staff rows, then the course's stamp row (none when the course is missing)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_stamp_sql(reads_position())["course_and_staff"], [user_id, course_id])
+        rows = cursor.fetchall()
+    taught = {row[1] for row in rows if row[0] == 0}
+    stamp = None
+    for row in rows:
+        if row[0] == 1:
+            _, course_version, enrollments, versions, *position = row
+            stamp = Stamp(f"{course_version}:{enrollments}:{versions}", *position)
+    return stamp, taught
+
+
 def learner_version(*, course_id: int, user_id: int) -> str | None:
     stamp = learner_stamp(course_id=course_id, user_id=user_id)
     return stamp.value if stamp else None
@@ -107,9 +144,9 @@ def reads_position() -> bool:
 
 @functools.cache
 def _stamp_sql(with_position: bool) -> dict[str, str]:
-    """The two stamp statements, with table and column names taken from the models; with the
+    """The stamp statements, with table and column names taken from the models; with the
     primary's WAL position in the same statement when `with_position`."""
-    from courseprogress.models import Course
+    from courseprogress.models import Course, CourseStaff
     from progress.models import Enrollment
 
     qn = connection.ops.quote_name
@@ -119,20 +156,26 @@ def _stamp_sql(with_position: bool) -> dict[str, str]:
 
     position = ", pg_current_wal_lsn()::text" if with_position else ""
     enrollments, courses = qn(Enrollment._meta.db_table), qn(Course._meta.db_table)
+    course = (
+        f"SELECT c.{column(Course, 'cache_version')}, COUNT(e.{column(Enrollment, 'id')}),"
+        f" COALESCE(SUM(e.{column(Enrollment, 'cache_version')}), 0){position}"
+        f" FROM {courses} c LEFT JOIN {enrollments} e"
+        f" ON e.{column(Enrollment, 'course')} = c.{column(Course, 'id')}"
+        f" WHERE c.{column(Course, 'id')} = %s"
+        f" GROUP BY c.{column(Course, 'id')}, c.{column(Course, 'cache_version')}"
+    )
+    staff = (
+        f"SELECT 0, {column(CourseStaff, 'course')}, NULL, NULL{', NULL' if with_position else ''}"
+        f" FROM {qn(CourseStaff._meta.db_table)} WHERE {column(CourseStaff, 'user')} = %s"
+    )
     return {
         "learner": (
             f"SELECT {column(Enrollment, 'id')}, {column(Enrollment, 'cache_version')}{position}"
             f" FROM {enrollments}"
             f" WHERE {column(Enrollment, 'user')} = %s AND {column(Enrollment, 'course')} = %s"
         ),
-        "course": (
-            f"SELECT c.{column(Course, 'cache_version')}, COUNT(e.{column(Enrollment, 'id')}),"
-            f" COALESCE(SUM(e.{column(Enrollment, 'cache_version')}), 0){position}"
-            f" FROM {courses} c LEFT JOIN {enrollments} e"
-            f" ON e.{column(Enrollment, 'course')} = c.{column(Course, 'id')}"
-            f" WHERE c.{column(Course, 'id')} = %s"
-            f" GROUP BY c.{column(Course, 'id')}, c.{column(Course, 'cache_version')}"
-        ),
+        "course": course,
+        "course_and_staff": f"{staff} UNION ALL SELECT 1, {course.removeprefix('SELECT ')}",
     }
 
 
@@ -154,12 +197,54 @@ def _parts_at(entry, stamp) -> dict[str, JSONFragment] | None:
 def _compute_and_store(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int) -> dict:
     # On a replica only once it has every write up to where the stamp was read: the entry is
     # never older than its stamp.
-    data = replicas.compute_at(stamp.position, compute)
+    return _store(key, stamp.value, replicas.compute_at(stamp.position, compute), ttl)
+
+
+def _store(key: str, stamp: str, data: dict, ttl: int) -> dict:
+    """Keep `data` under `key` as made at `stamp`; its parts as JSON fragments."""
     parts = {name: dumps(value) for name, value in data.items()}
     if any(body is None for body in parts.values()):  # not for orjson: serve it, do not keep it
         return data
-    safe_set(key, {"stamp": stamp.value, "parts": parts}, ttl)
+    safe_set(key, {"stamp": stamp, "parts": parts}, ttl)
     return {name: json_fragment(cast(bytes, body)) for name, body in parts.items()}
+
+
+def _stamp_of(entry) -> str | None:
+    """The stamp an entry was made at; None for no entry or one of another shape."""
+    if isinstance(entry, dict) and "parts" in entry and isinstance(entry.get("stamp"), str):
+        return entry["stamp"]
+    return None
+
+
+def cached_at_once(
+    key: str,
+    *,
+    stamp: Callable[[], Stamp | None],
+    compute: Callable[[], dict],
+    stamp_and_compute: Callable[[], tuple[str | None, dict]],
+    ttl_name: str,
+) -> dict:
+    """cached(), with a miss that finds no entry in one database statement instead of two.
+
+    - An entry: `stamp()` (a small statement, cheap to plan), then the entry when it was made
+      at that stamp, else compute() stored under it: as cached().
+    - No entry: `stamp_and_compute()` returns the stamp and the result from one statement (so
+      from one snapshot), and the result is stored under that stamp.
+    A stamp of None (e.g. not enrolled) means: not cached, compute()'s answer as it is.
+    Contract 3.9 holds as in cached(): an entry is served only when its stamp equals the one
+    read from the database in this request. Not where replicas compute misses: there a miss
+    waits for the stamp's WAL position (_compute_and_store)."""
+    entry = safe_get(key)
+    if _stamp_of(entry) is None:
+        current, data = stamp_and_compute()
+        return data if current is None else _store(key, current, data, ttl(ttl_name))
+    found = stamp()
+    if found is None:
+        return compute()
+    parts = _parts_at(entry, found.value)
+    if parts is not None:
+        return parts
+    return _store(key, found.value, compute(), ttl(ttl_name))
 
 
 def get_or_compute(key: str, stamp: Stamp, compute: Callable[[], dict], ttl: int) -> dict:
@@ -210,20 +295,6 @@ def as_data(parts: dict) -> dict:
         name: json.loads(value.body) if isinstance(value, JSONFragment) else value
         for name, value in parts.items()
     }
-
-
-def invalidate_many_on_commit(pairs: Iterable[tuple[int, int]]) -> None:
-    """Delete the superseded entries of these (user_id, course_id) pairs once the write is
-    committed, in one round trip (best effort; see above)."""
-    keys = set()
-    for user_id, course_id in pairs:
-        keys.update({learner_key(course_id, user_id), analytics_key(course_id)})
-    if keys:
-        transaction.on_commit(lambda: safe_delete_many(sorted(keys)))
-
-
-def invalidate_on_commit(*, user_id: int, course_id: int) -> None:
-    invalidate_many_on_commit([(user_id, course_id)])
 
 
 def ttl(name: str) -> int:

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import (
     Avg,
     Count,
@@ -169,18 +169,33 @@ def _values_sql(model, names: tuple[str, ...], where: tuple[str, ...]) -> str:
 
 
 @functools.cache
-def _learner_sql(time_zone: str) -> str:
-    """3.1 as one statement (parameters: user, course, user, course), built once per TIME_ZONE:
-    building it through the ORM on every miss cost as much as running it."""
+def _learner_parts_sql(time_zone: str) -> tuple[str, str]:
+    """3.1's two scalar subqueries: the enrollment object and the rows (parameters: user,
+    course each), built once per TIME_ZONE: building them through the ORM on every miss cost
+    as much as running them."""
     where = ("user_id", "course_id")
     enrollment = _values_sql(Enrollment, ENROLLMENT_VALUES, where)
     rows = _values_sql(ContentProgress, PROGRESS_VALUES, where)
     enrollment_json = json_object_sql(ENROLLMENT_FIELDS, "e", time_zone)
     rows_json = _json_list_sql(PROGRESS_FIELDS, "r", LOG_ORDER, time_zone)
     return (
-        f"SELECT (SELECT {enrollment_json} FROM ({enrollment}) e),"
-        f" (SELECT {rows_json} FROM ({rows}) r)"
+        f"(SELECT {enrollment_json} FROM ({enrollment}) e)",
+        f"(SELECT {rows_json} FROM ({rows}) r)",
     )
+
+
+def _learner_sql(time_zone: str) -> str:
+    """3.1 as one statement (parameters: user, course, user, course)."""
+    enrollment, rows = _learner_parts_sql(time_zone)
+    return f"SELECT {enrollment}, {rows}"
+
+
+@functools.cache
+def _learner_stamped_sql(time_zone: str) -> str:
+    """The learner's stamp (read_cache.learner_stamp_sql; NULL when not enrolled) and 3.1 in
+    one statement (parameters: user, course, three times): a miss with no entry to check."""
+    enrollment, rows = _learner_parts_sql(time_zone)
+    return f"SELECT {read_cache.learner_stamp_sql()}, {enrollment}, {rows}"
 
 
 def _learner_json(*, course_id: int, user_id: int, alias: str) -> tuple:
@@ -189,6 +204,18 @@ def _learner_json(*, course_id: int, user_id: int, alias: str) -> tuple:
         cursor.execute(_learner_sql(settings.TIME_ZONE), (user_id, course_id, user_id, course_id))
         enrollment, rows = cursor.fetchone()
     return _fragment(enrollment), _fragment(rows)
+
+
+def _learner_stamped(*, course_id: int, user_id: int) -> tuple[str | None, dict]:
+    """read_cache.cached_at_once's one-statement miss for 3.1: (the learner's stamp, or None
+    when not enrolled; 3.1's result)."""
+    ids = (user_id, course_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_learner_stamped_sql(settings.TIME_ZONE), ids * 3)
+        stamp, enrollment, rows = cursor.fetchone()
+    if enrollment is None:  # an enrollment proves both exist; without one, check
+        ensure_course_and_user(course_id=course_id, user_id=user_id)
+    return stamp, {"enrollments": _fragment(enrollment), "activityLogs": _fragment(rows)}
 
 
 def _order_sql(queryset: QuerySet, source: str) -> str:
@@ -383,6 +410,14 @@ def learner_progress(*, course_id: int, user_id: int) -> dict:
 
 
 def cached_learner_progress(*, course_id: int, user_id: int) -> dict:
+    if json_from_database(DEFAULT_DB_ALIAS) and not replicas.enabled():
+        return read_cache.cached_at_once(
+            read_cache.learner_key(course_id, user_id),
+            stamp=lambda: read_cache.learner_stamp(course_id=course_id, user_id=user_id),
+            compute=lambda: learner_progress(course_id=course_id, user_id=user_id),
+            stamp_and_compute=lambda: _learner_stamped(course_id=course_id, user_id=user_id),
+            ttl_name="LEARNER_PROGRESS",
+        )
     version = read_cache.learner_stamp(course_id=course_id, user_id=user_id)
     if version is None:
         return learner_progress(course_id=course_id, user_id=user_id)
@@ -552,9 +587,10 @@ def _course_learners_filtered(course_id: int, params, contents: int | None) -> Q
     return filterset.qs
 
 
-def cached_course_page(*, course_id: int, params) -> dict:
+def cached_course_page(*, course_id: int, params, stamp: read_cache.Stamp | None) -> dict:
+    """3.2 through the cache, checked against `stamp`: the course's, read in this request (by
+    policy.CanViewCourse, with the staff check); None when the course does not exist."""
     params = relevant_params(params, COURSE_PAGE_PARAMS)
-    stamp = read_cache.course_stamp_at(course_id)
     if stamp is None:
         raise NotFound("Course not found.")
     validated = validated_params(CourseLearnersFilter, params, course_page_pagination())
@@ -679,7 +715,13 @@ def course_analytics(*, course_id: int) -> dict:
 
 
 def cached_course_analytics(*, course_id: int) -> dict:
-    stamp = read_cache.course_stamp_at(course_id)
+    return course_analytics_at(course_id=course_id, stamp=read_cache.course_stamp_at(course_id))
+
+
+def course_analytics_at(*, course_id: int, stamp: read_cache.Stamp | None) -> dict:
+    """3.5 through the cache, checked against `stamp`: the course's, read in this request (the
+    API's by policy.CanViewCourse, with the staff check); None when the course does not
+    exist."""
     if stamp is None:
         raise NotFound("Course not found.")
     return read_cache.cached(

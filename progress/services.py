@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import Course, CourseContent
-from progress import read_cache, rules, upsert_sql
+from progress import rules, upsert_sql
 from progress.models import (
     CERTIFICATE_URL_ERROR,
     METADATA_ERRORS,
@@ -65,15 +65,14 @@ def _lock_enrollment(*, user_id: int, course_id: int) -> Enrollment | None:
 def _save_enrollment(enrollment: Enrollment, *, status_changed: bool, fields: list[str]) -> None:
     """Save the given fields; updated_at moves only with the status.
 
-    The database moves the cache stamps (progress/read_cache.py); after commit the superseded
-    entries are dropped too, to keep Redis small."""
+    The database moves the cache stamps (progress/read_cache.py): the next cached read sees
+    the write."""
     if status_changed:
         enrollment.save(update_fields=[*fields, "updated_at"])  # auto_now sets updated_at
     elif fields:
         Enrollment.objects.filter(pk=enrollment.pk).update(
             **{name: getattr(enrollment, name) for name in fields}
         )
-    read_cache.invalidate_on_commit(user_id=enrollment.user_id, course_id=enrollment.course_id)
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -214,7 +213,7 @@ def record_progress_in_sql(
         cursor.execute(upsert_sql.CALL, params)
         results = cursor.fetchall()
     outcome, row_id, row_status, row_percent, row_duration, row_metadata, *rest = results[0]
-    created_at, updated_at, wrote = rest
+    created_at, updated_at, _ = rest  # the third: whether the row was written
     if outcome == upsert_sql.CHECK_METADATA:
         return None
     if outcome in _SQL_ERRORS:
@@ -235,8 +234,6 @@ def record_progress_in_sql(
     )
     row._state.adding = False
     row._state.db = connection.alias
-    if wrote:
-        read_cache.invalidate_on_commit(user_id=user_id, course_id=course_id)
     return row
 
 
@@ -416,7 +413,6 @@ def enrol_with_outcome(*, user_id: int, course_id: int) -> tuple[Enrollment, str
             try:
                 with transaction.atomic():
                     enrollment = Enrollment.objects.create(user_id=user_id, course_id=course_id)
-                read_cache.invalidate_on_commit(user_id=user_id, course_id=course_id)
                 return enrollment, "created"
             except IntegrityError:  # a concurrent request enrolled first: its row is there
                 enrollment = cast(

@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from courseprogress.models import CourseContent
-from progress import read_cache, rules
+from progress import rules
 from progress.models import ContentProgress, Enrollment, EnrollmentStatus, ProgressStatus
 
 # The enrollments the rule may move or date: the rest never drift.
@@ -185,5 +185,4 @@ def apply_enrollment_status_drift(enrollment_ids: Iterable[int]) -> list[dict]:
             if moving:
                 values["updated_at"] = now
             Enrollment.objects.filter(pk__in=group).update(**values)
-        read_cache.invalidate_many_on_commit((c["user_id"], c["course_id"]) for c in changes)
     return changes

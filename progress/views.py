@@ -147,7 +147,9 @@ class CourseLearnersView(ApiView):
         ),
     )
     def get(self, request, course_id: int):
-        page = selectors.cached_course_page(course_id=course_id, params=request.query_params)
+        page = selectors.cached_course_page(
+            course_id=course_id, params=request.query_params, stamp=self.course_stamp
+        )
         return Response(Paginated(page))
 
 
@@ -168,7 +170,7 @@ class CourseAnalyticsView(ApiView):
         responses=responses({200: envelope("AnalyticsEnvelope", AnalyticsOut())}, 401, 403, 404),
     )
     def get(self, request, course_id: int):
-        return Response(selectors.cached_course_analytics(course_id=course_id))
+        return Response(selectors.course_analytics_at(course_id=course_id, stamp=self.course_stamp))
 
 
 class ProgressUpdateView(ApiView):

@@ -3,9 +3,8 @@
 Each test warms the four cached reads (3.1 one learner, 3.4 their activities, 3.2 the course
 page, 3.5 the analytics), writes through one writer, and expects the very next read of each to
 equal what the database says now (the same read with no cache at all), and the reads the write
-touches to have changed. Every test runs with the services' after-commit deletes lost on the
-way to the cache (as when Redis was cut off at the moment of the write), so only the stamps
-the triggers move can keep the reads fresh: drop the triggers and these tests fail.
+touches to have changed. No writer deletes cache entries (progress/read_cache.py), so only the
+stamps the triggers move keep the reads fresh: drop the triggers and these tests fail.
 """
 
 import io
@@ -30,12 +29,6 @@ COURSE_READS = {PAGE, ANALYTICS}
 ENROLLMENTS = "/admin/progress/enrollment/"
 PROGRESS = "/admin/progress/contentprogress/"
 CONTENTS = "/admin/courseprogress/coursecontent/"
-
-
-@pytest.fixture(autouse=True)
-def _invalidations_never_reach_the_cache(monkeypatch):
-    """The services' after-commit deletes are lost, as with Redis cut off during the write."""
-    monkeypatch.setattr("progress.read_cache.safe_delete_many", lambda keys: None)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ Rows are written with services.record_progress: the learner merge, unless `exact
 --overwrite option: the fields given are stored as given, as for system users), and its checks
 and locking hold. The enrollment sync that follows every write runs once per batch instead,
 set-based, before the batch commits (services.enrollment_sync_deferred): same statuses, same cache
-version bumps and invalidation, half the work. A row that would not change is not written at
+version bumps, half the work. A row that would not change is not written at
 all, so a second run changes nothing (not even updated_at).
 
 Timestamps (user_course_content_progress_created_at / _updated_at, optional): they describe the
@@ -32,7 +32,7 @@ from rest_framework.exceptions import ValidationError
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import Course, CourseContent
-from progress import read_cache, rules, services, status_sync
+from progress import rules, services, status_sync
 from progress.management.base import Summary, parse_moment
 from progress.management.progress_files import CREATED, UPDATED, Record
 from progress.models import ContentProgress, Enrollment
@@ -241,7 +241,6 @@ class Importer:
             outcomes[row.index] = CHANGED
         # The enrollment sync each write would have run, once for the batch, set-based.
         written = {row.key[:2] for row in valid if outcomes[row.index] == CHANGED}
-        read_cache.invalidate_many_on_commit(written)
         status_sync.apply_enrollment_status_drift(
             sorted(lookups.enrollment_ids[pair] for pair in written)
         )
