@@ -37,13 +37,15 @@ HORIZON_HELD_SETTING = "progress.events_horizon_held"
 
 # --- PostgreSQL ------------------------------------------------------------------------------
 
-# CHANGED_ROWS_CHECK. The update triggers ask "did any row's status (or percent, duration)
-# change?" by joining the statement's new and old rows. Asked as EXISTS, PostgreSQL plans the
-# join for its first row, a nested loop; on a statement that changes no status (a stamp bump of
-# every learner a bulk import touched, a metadata-only bulk update) there is no first row, and
-# it compared every new row with every old one: 22 s for 10,000 enrollments. As count(*) it is
-# planned for all the rows, a hash join: 0.3 s (bench/notes.md, issue 17). Migration
-# 0009_events_linear_checks installs the functions again.
+# CHANGED_ROWS_CHECK. The update triggers join the statement's new and old rows to find what
+# changed. Planned as a nested loop, that compares every new row with every old one: 22 s for
+# 10,000 enrollments, a bulk import touching 10,000 learners 17 s. PostgreSQL chose one twice:
+# EXISTS is planned for its first row (and a statement that changes no status has none), and
+# PL/pgSQL keeps a statement's plan for the session, so a plan made for a one-row POST was used
+# for the next bulk statement on that connection. Hence the check as count(*) (planned for all
+# rows) and `SET enable_nestloop = off` on these two functions: a hash join whatever the first
+# statement was, 0.3 s and 0.9 s; one-row statements cost the same (bench/notes.md, issue 17).
+# Migration 0009_events_linear_checks installs the functions again.
 
 PG_FUNCTIONS = f"""
 CREATE OR REPLACE FUNCTION progress_events_hold_horizon() RETURNS void
@@ -97,7 +99,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION progress_events_enrollment_updated() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_nestloop = off AS $$
 BEGIN
     -- count(*), not EXISTS: see CHANGED_ROWS_CHECK in progress/event_sql.py.
     IF (SELECT count(*) FROM new_rows n JOIN old_rows o ON o.enrollmentid = n.enrollmentid
@@ -147,7 +149,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION progress_events_progress_updated() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_nestloop = off AS $$
 BEGIN
     -- count(*), not EXISTS: see CHANGED_ROWS_CHECK in progress/event_sql.py.
     IF (SELECT count(*) FROM new_rows n JOIN old_rows o ON o.progressid = n.progressid

@@ -1,6 +1,7 @@
-"""The change-event update triggers check for changed rows with count(*) instead of EXISTS
-(progress/event_sql.py, CHANGED_ROWS_CHECK): the same events, in time linear in the rows a
-statement touches. PostgreSQL only: SQLite's triggers are row-level and unchanged."""
+"""The change-event update triggers check for changed rows with count(*) instead of EXISTS, and
+plan without nested loops (progress/event_sql.py, CHANGED_ROWS_CHECK): the same events, in time
+linear in the rows a statement touches, whatever plan the connection cached before.
+PostgreSQL only: SQLite's triggers are row-level and unchanged."""
 
 from django.db import migrations
 
