@@ -15,14 +15,14 @@ from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, Subquery
+from django.db.models import Count, Exists, F, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from courseprogress.exceptions import Conflict
 from courseprogress.models import Course, CourseContent
-from progress import rules, upsert_sql
+from progress import rules, total_sql, upsert_sql
 from progress.models import (
     CERTIFICATE_URL_ERROR,
     METADATA_ERRORS,
@@ -491,3 +491,21 @@ def _update(enrollment: Enrollment, to_status, *, certificate_url, metadata) -> 
     elif fields:
         _save_enrollment(enrollment, status_changed=False, fields=fields)
     return enrollment
+
+
+def recount_progress_totals(*, course_ids: list[int] | None = None, dry_run=False) -> list[int]:
+    """The enrollments (of these courses) whose kept progress total differs from their rows,
+    counted again (unless `dry_run`); their ids. The triggers keep every total in every write
+    but one race (progress/total_sql.py): an enrollment inserted or moved while another
+    transaction writes that learner's rows in the course. This is its repair: each drifted
+    enrollment is updated under total_sql.RECOUNT_SETTING, and its own trigger counts the total
+    from the rows once the row is locked (on SQLite every update recounts)."""
+    with connection.cursor() as cursor:
+        cursor.execute(*total_sql.drifted_sql(course_ids))
+        ids = [row[0] for row in cursor.fetchall()]
+    if ids and not dry_run:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT set_config(%s, 'on', true)", [total_sql.RECOUNT_SETTING])
+            Enrollment.objects.filter(pk__in=ids).update(cache_version=F("cache_version"))
+    return ids

@@ -27,6 +27,17 @@ SQLite (single writer: a recount always sees every row): the enrollment's AFTER 
 which every progress write already fires through its stamp bump, recounts the total (a stale
 save is recounted too), and an AFTER INSERT trigger counts it when the learner has rows.
 
+One race is left, on PostgreSQL: an enrollment inserted (or moved to another learner or course)
+while another transaction writes that learner's rows in the course. Each misses the other's
+uncommitted work (the insert's count cannot see the row; the row's delta finds no enrollment),
+so the total drifts. The API cannot make it (a learner's POST needs a committed active
+enrollment); an import or plain SQL writing rows for a learner being enrolled at that moment
+can. `manage.py recount_progress_totals` repairs it (services.recount_progress_totals: each
+drifted enrollment updated under RECOUNT_SETTING, its own trigger counting once the row is
+locked). Closing the race would take the totals out of the enrollment row into their own
+(user, course) table kept by upserts (INSERT ... ON CONFLICT DO UPDATE waits for the other
+writer), one more write per POST.
+
 The score is written here from rules.STATUS_SCORES, the rule's one home;
 tests/test_progress_total.py checks that the installed functions are the ones this module
 builds, and that every writer leaves every total equal to a recount by that rule in Python.
@@ -48,6 +59,10 @@ STATUS, PERCENT = _column(ContentProgress, "status"), _column(ContentProgress, "
 TOTAL = _column(Enrollment, "progress_total")
 E_USER, E_COURSE = _column(Enrollment, "user"), _column(Enrollment, "course")
 E_ID = _column(Enrollment, "id")
+
+# A transaction-local setting under which an update of an enrollment counts its total again
+# from the rows (recount_totals below): the repair for a total that a race left wrong.
+RECOUNT_SETTING = "courseprogress.recount_totals"
 
 # Functions whose bodies test_progress_total compares with what is installed.
 FUNCTIONS = ("cp_progress_changed", "cp_touch_learners", "cp_enrollment_own_columns")
@@ -133,11 +148,14 @@ END $fn$;""",
         "cp_enrollment_own_columns": f"""
 -- The enrollment's own columns, whatever the writer sent: the stamp rises by one; the total
 -- changes only by the progress triggers' deltas (an UPDATE run from a trigger), or is counted
--- again when the enrollment moves to another learner or course.
+-- again when the enrollment moves to another learner or course, or under RECOUNT_SETTING.
+-- A BEFORE trigger runs once the row is locked, and its recount takes a snapshot of its own,
+-- so it counts every row whose writer already applied its delta to this enrollment.
 CREATE OR REPLACE FUNCTION cp_enrollment_own_columns() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     NEW.cache_version := OLD.cache_version + 1;
-    IF NEW.{E_USER} <> OLD.{E_USER} OR NEW.{E_COURSE} <> OLD.{E_COURSE} THEN
+    IF NEW.{E_USER} <> OLD.{E_USER} OR NEW.{E_COURSE} <> OLD.{E_COURSE}
+       OR current_setting('{RECOUNT_SETTING}', true) = 'on' THEN
         NEW.{TOTAL} := {recount_sql("NEW")};
     ELSIF pg_trigger_depth() < 2 THEN
         NEW.{TOTAL} := OLD.{TOTAL};
@@ -206,4 +224,16 @@ def backfill_sql() -> str:
         f" FROM (SELECT r.{USER} AS userid, r.{COURSE} AS courseid,"
         f" SUM({score_sql('r')}) AS total FROM {PROGRESS} r GROUP BY r.{USER}, r.{COURSE}) t"
         f" WHERE e.{E_USER} = t.userid AND e.{E_COURSE} = t.courseid AND t.total <> 0"
+    )
+
+
+def drifted_sql(course_ids: list[int] | None) -> tuple[str, list]:
+    """The ids of the enrollments (of these courses) whose total differs from a recount."""
+    where, params = "", []
+    if course_ids is not None:
+        where = f" AND e.{E_COURSE} IN ({', '.join(['%s'] * len(course_ids))})"
+        params = list(course_ids)
+    return (
+        f"SELECT e.{E_ID} FROM {ENROLLMENTS} e WHERE e.{TOTAL} <> {recount_sql('e')}{where}",
+        params,
     )

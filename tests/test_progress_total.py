@@ -9,13 +9,17 @@ another learner or course, stale enrollment saves) on both databases. The thread
 the total exact under concurrent writers on PostgreSQL, where a recount would miss a row.
 """
 
+import io
 import threading
 from contextlib import nullcontext
 from decimal import Decimal
 from unittest import mock
 
+import psycopg
+import psycopg.conninfo
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -397,3 +401,85 @@ def test_concurrent_plain_sql_writers_end_with_the_exact_total(make_user, attemp
     expected = sum(i * 100 + 1 for i in range(THREADS))
     assert Enrollment.objects.get(user=learner).progress_total == expected
     assert_every_total_recounts()
+
+
+# --- the repair: recount_progress_totals ------------------------------------------------------
+
+
+def corrupt_total(enrollment, value: int) -> None:
+    """Set a total as no writer can (the triggers guard it): what a race would leave."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")  # no triggers
+        else:
+            cursor.execute("DROP TRIGGER cp_enrollments_version")
+        Enrollment.objects.filter(pk=enrollment.pk).update(progress_total=value)
+        if connection.vendor == "postgresql":  # a savepoint's release keeps SET LOCAL
+            cursor.execute("SET LOCAL session_replication_role = origin")
+        else:
+            for statement in total_sql.sqlite_install():
+                if "cp_enrollments_version" in statement:  # the one dropped above
+                    cursor.execute(statement)
+
+
+def recount(*args) -> str:
+    out = io.StringIO()
+    call_command("recount_progress_totals", *args, stdout=out)
+    return out.getvalue().strip()
+
+
+@pytest.mark.django_db
+def test_the_recount_repairs_a_drifted_total_and_nothing_else(learner, course, contents, enrolled):
+    ContentProgress.objects.create(
+        user=learner, course=course, content=contents[0], status="COMPLETED", percent=100
+    )
+    enrollment = Enrollment.objects.get(user=learner, course=course)
+    assert enrollment.progress_total == 10000
+    corrupt_total(enrollment, 4242)
+    version = Enrollment.objects.get(pk=enrollment.pk).cache_version
+
+    assert recount("--dry-run") == f"1 enrollment total(s) would be counted again: {enrollment.pk}"
+    assert Enrollment.objects.get(pk=enrollment.pk).progress_total == 4242
+    assert recount("--course", str(course.pk + 1000)) == "0 enrollment total(s) counted again"
+    assert recount("--course", str(course.pk)) == (
+        f"1 enrollment total(s) counted again: {enrollment.pk}"
+    )
+    repaired = Enrollment.objects.get(pk=enrollment.pk)
+    assert (repaired.progress_total, repaired.cache_version > version) == (10000, True)
+    assert recount() == "0 enrollment total(s) counted again"
+    assert_every_total_recounts()
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_enrollment_made_while_its_rows_are_written_is_repaired(make_user):
+    """The one race the triggers leave (total_sql): the enrollment is inserted while another
+    transaction writes the learner's row; each misses the other's uncommitted work. This test
+    shows the drift, so that whoever closes the race sees it here, and the repair."""
+    course = Course.objects.create(title="Race")
+    content = CourseContent.objects.create(course=course, title="Only", position=1)
+    learner = make_user("latecomer")
+    settings = connection.settings_dict
+    dsn = psycopg.conninfo.make_conninfo(
+        dbname=settings["NAME"],
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        user=settings["USER"] or None,
+        password=settings["PASSWORD"] or None,
+    )
+    with psycopg.connect(dsn) as enrol, psycopg.connect(dsn) as write:
+        enrol.execute(
+            "INSERT INTO enrollments (userid, courseid) VALUES (%s, %s)", [learner.pk, course.pk]
+        )
+        write.execute(
+            "INSERT INTO user_course_content_progress"
+            " (userid, courseid, coursecontentid, progressstatus, progresspercent)"
+            " VALUES (%s, %s, %s, 'COMPLETED', 100)",
+            [learner.pk, course.pk, content.pk],
+        )
+        write.commit()
+        enrol.commit()
+    enrollment = Enrollment.objects.get(user=learner, course=course)
+    assert enrollment.progress_total == 0  # the drift: the row counted by neither side
+    assert recount() == f"1 enrollment total(s) counted again: {enrollment.pk}"
+    assert Enrollment.objects.get(pk=enrollment.pk).progress_total == 10000
