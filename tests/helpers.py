@@ -3,10 +3,12 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from django.core.cache import cache
+from django.db import connection
 
 from progress.models import ContentProgress, Enrollment
 
@@ -70,3 +72,25 @@ def expire(key: str) -> None:
     """What the end of an entry's TTL does, without waiting for it."""
     assert cache.touch(key, 0) or cache.get(key) is None
     assert cache.get(key) is None
+
+
+def run_together(calls):
+    """Start every call at the same moment on its own thread (and connection); return results."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def worker(index, call):
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as error:  # surfaced by the assertions below
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results

@@ -1,6 +1,5 @@
 """Real threads against PostgreSQL: one row per item, and no lost completion."""
 
-import threading
 from decimal import Decimal
 
 import pytest
@@ -12,30 +11,9 @@ from courseprogress.models import Course, CourseContent
 from progress import services
 from progress.models import ContentProgress, Enrollment
 from tests.conftest import requires_postgres
+from tests.helpers import run_together
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(calls):
-    """Start every call at the same moment on its own thread (and connection); return results."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as error:  # surfaced by the assertions below
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
 
 
 def api_client(user):

@@ -10,7 +10,6 @@ the total exact under concurrent writers on PostgreSQL, where a recount would mi
 """
 
 import io
-import threading
 from contextlib import nullcontext
 from decimal import Decimal
 from unittest import mock
@@ -31,6 +30,7 @@ from courseprogress.models import Course, CourseContent
 from progress import rules, services, total_sql
 from progress.models import ContentProgress, Enrollment
 from tests.conftest import requires_postgres
+from tests.helpers import run_together
 
 REFUSED = (IntegrityError, Conflict, PermissionDenied, ValidationError)
 STATUSES = ["NOT_STARTED", "IN_PROGRESS", "COMPLETED", "LOCKED"]
@@ -305,27 +305,6 @@ def test_truncate_empties_every_total(learner, course, contents, enrolled):
 
 
 # --- concurrent writers -------------------------------------------------------------------------
-
-
-def run_together(calls):
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as error:  # surfaced by the assertions
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
 
 
 THREADS = 8
