@@ -81,7 +81,7 @@ def learner_stamp(*, course_id: int, user_id: int) -> Stamp | None:
     with connection.cursor() as cursor:
         cursor.execute(_stamp_sql(reads_position())["learner"], [user_id, course_id])
         row = cursor.fetchone()
-    return Stamp(f"{row[0]}.{row[1]}", *row[2:]) if row else None
+    return Stamp(*row) if row else None
 
 
 def course_stamp_at(course_id: int) -> Stamp | None:
@@ -89,25 +89,19 @@ def course_stamp_at(course_id: int) -> Stamp | None:
     with connection.cursor() as cursor:
         cursor.execute(_stamp_sql(reads_position())["course"], [course_id])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _course_stamp(row)
+
+
+def _course_stamp(row) -> Stamp:
+    """The course stamp from the course statement's columns: version, enrollments, their sum."""
     course_version, enrollments, versions, *position = row
     return Stamp(f"{course_version}:{enrollments}:{versions}", *position)
 
 
-@functools.cache
 def learner_stamp_sql() -> str:
-    """learner_stamp()'s value as a PostgreSQL scalar subquery (parameters: user, course; NULL
-    when not enrolled), to be read with the data (selectors._learner_stamped_sql)."""
-    from progress.models import Enrollment
-
-    qn = connection.ops.quote_name
-    column = {f.name: qn(cast(str, f.column)) for f in Enrollment._meta.concrete_fields}
-    return (
-        f"(SELECT {column['id']}::text || '.' || {column['cache_version']}::text"
-        f" FROM {qn(Enrollment._meta.db_table)}"
-        f" WHERE {column['user']} = %s AND {column['course']} = %s)"
-    )
+    """learner_stamp()'s value as a scalar subquery (parameters: user, course; NULL when not
+    enrolled), to be read with the data (selectors._learner_stamped_sql)."""
+    return f"({_stamp_sql(False)['learner']})"
 
 
 def course_stamp_and_staff(course_id: int, user_id: int) -> tuple[Stamp | None, set[int]]:
@@ -119,12 +113,8 @@ def course_stamp_and_staff(course_id: int, user_id: int) -> tuple[Stamp | None, 
         cursor.execute(_stamp_sql(reads_position())["course_and_staff"], [user_id, course_id])
         rows = cursor.fetchall()
     taught = {row[1] for row in rows if row[0] == 0}
-    stamp = None
-    for row in rows:
-        if row[0] == 1:
-            _, course_version, enrollments, versions, *position = row
-            stamp = Stamp(f"{course_version}:{enrollments}:{versions}", *position)
-    return stamp, taught
+    course = [row[1:] for row in rows if row[0] == 1]  # none when the course is missing
+    return (_course_stamp(course[0]) if course else None), taught
 
 
 def learner_version(*, course_id: int, user_id: int) -> str | None:
@@ -169,8 +159,11 @@ def _stamp_sql(with_position: bool) -> dict[str, str]:
         f" FROM {qn(CourseStaff._meta.db_table)} WHERE {column(CourseStaff, 'user')} = %s"
     )
     return {
+        # (enrollment id, cache_version) as the one text value both the stamp read and the
+        # one-statement 3.1 read compare with (learner_stamp_sql).
         "learner": (
-            f"SELECT {column(Enrollment, 'id')}, {column(Enrollment, 'cache_version')}{position}"
+            f"SELECT CAST({column(Enrollment, 'id')} AS TEXT) || '.' ||"
+            f" CAST({column(Enrollment, 'cache_version')} AS TEXT){position}"
             f" FROM {enrollments}"
             f" WHERE {column(Enrollment, 'user')} = %s AND {column(Enrollment, 'course')} = %s"
         ),
